@@ -1,0 +1,13 @@
+"""mmdsnet: DSNet (Dual-Stream Network, NeurIPS 2021) for MMPretrain and MMDetection.
+
+Importing the package applies the compat fixes for today's torch/numpy/setuptools
+(:mod:`mmdsnet.compat`) and registers the models in MMPretrain's and MMDetection's registries.
+"""
+from . import compat
+from .version import __version__
+
+compat.apply()
+
+from .models import DSNet  # noqa: E402  (registration needs the fixes applied first)
+
+__all__ = ['DSNet', '__version__']

@@ -1,0 +1,3 @@
+from .dsnet import DSNet
+
+__all__ = ['DSNet']

@@ -1,0 +1,542 @@
+"""DSNet: Dual-Stream Network (Mao et al., NeurIPS 2021, arXiv 2105.14734).
+
+Computes the same function as the two public releases (the authors' PyTorch code and PaddleClas),
+so their weights load through ``tools/model_converters`` and give the same logits; see
+``mmdsnet/models/backbones/dsnet_convert.py`` for the key mapping.
+
+Each DS-Block splits its channels into a local half, refined by a depthwise 3x3 conv at full
+resolution, and a global half, resized down to 1/32 (1/64 in stage 4) of the image and refined by
+self-attention. A co-attention then lets each stream attend to the other before the global half
+is resized back up and both are fused by a 1x1 conv::
+
+    x ─ pos-enc ─ BN ─ 1x1 ─┬─ local channels ── depthwise 3x3 ───────────────┐
+                            └─ global channels ─ resize ↓ ─ self-attention ──┤
+                                                                   co-attention
+                                                 (local ⇄ global, both directions)
+                            ┌─ local ────────────────────────────────────────┘│
+                            └─ global ─ resize ↑ ─────────────────────────────┘
+                     concat ─ 1x1 ─ + residual ─ BN ─ MLP ─ + residual
+"""
+from typing import Dict, List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdsnet.registry import register_model
+
+
+def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a (B, C, H, W) map, ``align_corners=False``, no antialiasing.
+
+    This is the releases' ``F.interpolate(x, size, mode='bilinear')``. For a downsampling by
+    even integer factors every output pixel sits exactly halfway between the two middle input
+    pixels of its r x r cell on both axes (source coordinate ``(dst + 0.5) * r - 0.5``), so it is
+    the mean of those 2 x 2 taps, at a fraction of the kernel's cost. It equals the kernel's
+    result up to the order of the four-term sum (at most a few ulp; often bit-identical).
+    """
+    height, width = x.shape[-2:]
+    out_height, out_width = size
+    row_factor, col_factor = height // out_height, width // out_width
+    if (row_factor * out_height == height and col_factor * out_width == width
+            and row_factor % 2 == 0 and col_factor % 2 == 0):
+        top, bottom = _middle_taps(x, -2, row_factor)
+        top_left, top_right = _middle_taps(top, -1, col_factor)
+        bottom_left, bottom_right = _middle_taps(bottom, -1, col_factor)
+        return (top_left + top_right + bottom_left + bottom_right) * 0.25
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
+def _middle_taps(x: torch.Tensor, dim: int,
+                 factor: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The two middle entries of each run of ``factor`` entries along ``dim`` (< 0), as views."""
+    cells = x.unflatten(dim, (-1, factor))
+    return cells.select(dim, factor // 2 - 1), cells.select(dim, factor // 2)
+
+
+def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H * W, C), a view."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def tokens_to_map(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, H * W, C) -> (B, C, H, W), a view."""
+    return x.transpose(1, 2).unflatten(2, (height, width))
+
+
+def split_qkv(qkv: torch.Tensor, num_heads: int) -> Tuple[torch.Tensor, ...]:
+    """(B, N, 3 * C) -> query, key, value, each (B, heads, N, C // heads).
+
+    The channel axis is laid out as (3, heads, head_dim), the 3 outermost, as in both releases.
+    """
+    batch, num_tokens, channels = qkv.shape
+    head_dims = channels // (3 * num_heads)
+    return qkv.reshape(batch, num_tokens, 3, num_heads, head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, N, head_dim) -> (B, N, heads * head_dim)."""
+    batch, num_heads, num_tokens, head_dims = x.shape
+    return x.transpose(1, 2).reshape(batch, num_tokens, num_heads * head_dims)
+
+
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,
+              dropout_p: float, fused: bool) -> torch.Tensor:
+    """softmax(query @ key^T * scale) @ value on (B, heads, N, head_dim) tensors.
+
+    ``fused`` uses :func:`torch.nn.functional.scaled_dot_product_attention`, which never
+    materialises the (Nq, Nk) weights; otherwise the weights are computed explicitly, as the
+    releases do (for checking and for exporters without the fused op).
+    """
+    if fused:
+        return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
+    weights = (query @ key.transpose(-2, -1) * scale).softmax(dim=-1)
+    return F.dropout(weights, dropout_p, training=dropout_p > 0) @ value
+
+
+class LocalStream(nn.Module):
+    """Intra-scale propagation of the local channels at full resolution: x + DWConv3x3(BN(x)).
+
+    Args:
+        channels (int): Number of local channels.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels)
+        self.depthwise_conv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        return x + self.depthwise_conv(self.norm(x))
+
+
+class GlobalSelfAttention(nn.Module):
+    """Intra-scale propagation of the global tokens: x + MHSA(Linear(LN(x))).
+
+    There is no output projection: the heads are concatenated straight into the residual.
+
+    Args:
+        channels (int): Number of global channels.
+        num_heads (int): Number of attention heads.
+        attn_drop_rate (float): Dropout on the attention weights.
+        fused_attention (bool): Use ``scaled_dot_product_attention``.
+    """
+
+    def __init__(self, channels: int, num_heads: int, attn_drop_rate: float,
+                 fused_attention: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (channels // num_heads)**-0.5
+        self.attn_drop_rate = attn_drop_rate
+        self.fused_attention = fused_attention
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) -> (B, N, C)."""
+        query, key, value = split_qkv(self.qkv(self.norm(tokens)), self.num_heads)
+        dropout_p = self.attn_drop_rate if self.training else 0.
+        out = attention(query, key, value, self.scale, dropout_p, self.fused_attention)
+        return tokens + merge_heads(out)
+
+
+class CoAttention(nn.Module):
+    """Inter-scale alignment: local queries attend to global keys/values and vice versa.
+
+    Both directions use the query/key/value projections of the streams as they enter, the same
+    number of heads and one scale, ``(global_channels // num_heads) ** -0.5``.
+
+    Args:
+        local_channels (int): Number of local channels.
+        global_channels (int): Number of global channels (equal to ``local_channels``).
+        num_heads (int): Number of attention heads.
+        attn_drop_rate (float): Dropout on the attention weights.
+        fused_attention (bool): Use ``scaled_dot_product_attention``.
+    """
+
+    def __init__(self, local_channels: int, global_channels: int, num_heads: int,
+                 attn_drop_rate: float, fused_attention: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (global_channels // num_heads)**-0.5
+        self.attn_drop_rate = attn_drop_rate
+        self.fused_attention = fused_attention
+        self.local_norm = nn.BatchNorm2d(local_channels)
+        self.local_qkv = nn.Conv2d(local_channels, 3 * local_channels, 1)
+        self.global_norm = nn.LayerNorm(global_channels)
+        self.global_qkv = nn.Linear(global_channels, 3 * global_channels)
+        self.local_proj = nn.Linear(local_channels, local_channels)
+        self.global_proj = nn.Linear(global_channels, global_channels)
+
+    def forward(self, local_map: torch.Tensor,
+                global_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Args: local_map (B, Cl, H, W), global_tokens (B, Ng, Cg); returns both, same shapes."""
+        height, width = local_map.shape[-2:]
+        # Tokens of an NCHW map are strided along channels; fused attention kernels need
+        # head_dim contiguous (otherwise SDPA falls back to materialising the weights).
+        local_qkv = map_to_tokens(self.local_qkv(self.local_norm(local_map))).contiguous()
+        local_query, local_key, local_value = split_qkv(local_qkv, self.num_heads)
+        global_qkv = self.global_qkv(self.global_norm(global_tokens))
+        global_query, global_key, global_value = split_qkv(global_qkv, self.num_heads)
+
+        dropout_p = self.attn_drop_rate if self.training else 0.
+        from_global = attention(local_query, global_key, global_value, self.scale, dropout_p,
+                                self.fused_attention)
+        from_local = attention(global_query, local_key, local_value, self.scale, dropout_p,
+                               self.fused_attention)
+        local_map = local_map + tokens_to_map(
+            self.local_proj(merge_heads(from_global)), height, width)
+        global_tokens = global_tokens + self.global_proj(merge_heads(from_local))
+        return local_map, global_tokens
+
+
+class ConvMlp(nn.Module):
+    """Pointwise MLP on a (B, C, H, W) map: 1x1 conv, GELU, 1x1 conv.
+
+    Args:
+        channels (int): Input and output channels.
+        hidden_channels (int): Hidden channels.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden_channels, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DSBlock(nn.Module):
+    """One DS-Block (the releases' ``MixBlock``) on a (B, C, H, W) map.
+
+    The first ``C - C // 2`` channels after the input projection form the global stream, the
+    remaining ``C // 2`` the local stream. The global stream runs on a
+    ``(H // r, W // r)`` map (at least 1 x 1), ``r = global_downsample_ratio``.
+
+    Args:
+        embed_dims (int): Channels C.
+        num_heads (int): Attention heads of the self- and co-attention.
+        global_downsample_ratio (int): r above.
+        mlp_ratio (float): MLP hidden channels / C. Defaults to 4.
+        drop_path_rate (float): Stochastic depth rate of both residual branches. Defaults to 0.
+        attn_drop_rate (float): Dropout on attention weights. Defaults to 0.1.
+        fused_attention (bool): Use ``scaled_dot_product_attention``. Defaults to True.
+        with_cp (bool): Recompute the block in the backward pass to save memory.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 global_downsample_ratio: int,
+                 mlp_ratio: float = 4.,
+                 drop_path_rate: float = 0.,
+                 attn_drop_rate: float = 0.1,
+                 fused_attention: bool = True,
+                 with_cp: bool = False):
+        super().__init__()
+        self.local_channels = embed_dims // 2
+        self.global_channels = embed_dims - self.local_channels
+        self.global_downsample_ratio = global_downsample_ratio
+        self.with_cp = with_cp
+
+        self.position_encoding = nn.Conv2d(
+            embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
+        self.norm = nn.BatchNorm2d(embed_dims)
+        self.input_proj = nn.Conv2d(embed_dims, embed_dims, 1)
+        self.local_stream = LocalStream(self.local_channels)
+        self.global_stream = GlobalSelfAttention(self.global_channels, num_heads, attn_drop_rate,
+                                                 fused_attention)
+        self.co_attention = CoAttention(self.local_channels, self.global_channels, num_heads,
+                                        attn_drop_rate, fused_attention)
+        self.fuse_proj = nn.Conv2d(embed_dims, embed_dims, 1)
+        self.mlp_norm = nn.BatchNorm2d(embed_dims)
+        self.mlp = ConvMlp(embed_dims, int(embed_dims * mlp_ratio))
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H, W)."""
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.position_encoding(x)
+        height, width = x.shape[-2:]
+        global_size = (max(height // self.global_downsample_ratio, 1),
+                       max(width // self.global_downsample_ratio, 1))
+
+        global_map, local_map = self.input_proj(self.norm(x)).split(
+            [self.global_channels, self.local_channels], dim=1)
+        local_map = self.local_stream(local_map)
+        global_tokens = self.global_stream(map_to_tokens(resize_bilinear(global_map, global_size)))
+        local_map, global_tokens = self.co_attention(local_map, global_tokens)
+        global_map = resize_bilinear(tokens_to_map(global_tokens, *global_size), (height, width))
+
+        x = x + self.drop_path(self.fuse_proj(torch.cat([local_map, global_map], dim=1)))
+        return x + self.drop_path(self.mlp(self.mlp_norm(x)))
+
+
+class DSStage(nn.Module):
+    """A non-overlapping patch embedding (conv, kernel = stride) followed by DS-Blocks.
+
+    Args:
+        in_channels (int): Input channels.
+        embed_dims (int): Channels of the stage.
+        patch_size (int): Kernel and stride of the patch embedding.
+        drop_path_rates (Sequence[float]): One stochastic depth rate per block.
+        **block_kwargs: Passed to every :class:`DSBlock`.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
+                 drop_path_rates: Sequence[float], **block_kwargs):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+        self.blocks = nn.Sequential(*[
+            DSBlock(embed_dims, drop_path_rate=rate, **block_kwargs) for rate in drop_path_rates
+        ])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, C, H // patch_size, W // patch_size)."""
+        return self.blocks(self.patch_embed(x))
+
+
+@register_model
+class DSNet(BaseBackbone):
+    """DSNet backbone, `Dual-stream Network for Visual Recognition
+    <https://arxiv.org/abs/2105.14734>`_.
+
+    Four stages at strides 4, 8, 16, 32 with 64, 128, 320, 512 channels. The stage-4 output
+    carries the network's final BatchNorm, as in the releases, so that global average pooling
+    and a linear head on it give the releases' logits. Inputs of any size with both sides at
+    least 32 are accepted; the stage maps are floor-divided.
+
+    Args:
+        arch (str | dict): ``'tiny'``, ``'small'`` or ``'base'``, or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads`` (one entry per stage) and optionally
+            ``mlp_ratio`` (default 4) and ``global_downsample_ratios`` (default (8, 4, 2, 2)).
+            Each embed dim must be divisible by ``2 * num_heads``. Defaults to ``'tiny'``.
+        in_channels (int): Input image channels. Defaults to 3.
+        out_indices (int | Sequence[int]): Stages whose outputs are returned. Defaults to (3,).
+        frozen_stages (int): Stages ``0..frozen_stages`` (with their output norms, and the final
+            norm if stage 3 is frozen) are kept in eval mode with ``requires_grad=False``.
+            -1 freezes nothing. Defaults to -1.
+        norm_eval (bool): Keep every BatchNorm in eval mode during training. Defaults to False.
+        with_cp (bool): Gradient checkpointing per block; same numbers, less memory.
+            Defaults to False.
+        drop_path_rate (float): Maximum stochastic depth rate. Defaults to 0.1.
+        drop_path_schedule (str): ``'per_stage'`` (default): block j of every stage gets
+            ``linspace(0, drop_path_rate, sum(depths))[j]``, i.e. the ramp restarts in each
+            stage. This is what both releases do and what their ImageNet numbers were trained
+            with, so it is the default. ``'linear'``: the usual ramp across the whole depth.
+        attn_drop_rate (float): Dropout on the attention weights of the self- and
+            co-attention. Both releases hard-code 0.1 (whatever their ``attn_drop_rate`` says);
+            the default keeps that. Defaults to 0.1.
+        fused_attention (bool): Compute attention with
+            :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
+            attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
+            checking, FLOP counting and export. Defaults to True.
+        out_norm_cfg (dict, optional): An extra norm layer built with
+            :func:`mmcv.cnn.build_norm_layer` on each returned stage output, as dense-prediction
+            backbones such as Swin and PVT add, e.g. ``dict(type='BN')`` or
+            ``dict(type='mmpretrain.LN2d')`` (a LayerNorm over channels; plain ``'LN2d'``
+            resolves only under the mmpretrain default scope). Defaults to None (none).
+        init_cfg (dict | list[dict], optional): MMEngine init config, e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. When None,
+            :meth:`init_weights` initialises like the releases: truncated normal (std 0.02) for
+            Linear weights, zero biases, LayerNorm weight 1 and bias 0; convolutions and
+            BatchNorm keep PyTorch's defaults. Defaults to None.
+
+    Example:
+        >>> import torch
+        >>> from mmdsnet.models import DSNet
+        >>> model = DSNet(arch='tiny', out_indices=(0, 1, 2, 3)).eval()
+        >>> for out in model(torch.rand(1, 3, 224, 224)):
+        ...     print(tuple(out.shape))
+        (1, 64, 56, 56)
+        (1, 128, 28, 28)
+        (1, 320, 14, 14)
+        (1, 512, 7, 7)
+    """
+
+    arch_zoo = {
+        'tiny': dict(embed_dims=[64, 128, 320, 512], depths=[2, 2, 4, 1], num_heads=[1, 2, 5, 8]),
+        'small': dict(embed_dims=[64, 128, 320, 512], depths=[3, 4, 8, 3],
+                      num_heads=[1, 2, 5, 8]),
+        'base': dict(embed_dims=[64, 128, 320, 512], depths=[3, 4, 28, 3],
+                     num_heads=[1, 2, 5, 8]),
+    }
+    arch_defaults = dict(mlp_ratio=4., global_downsample_ratios=[8, 4, 2, 2])
+    stem_patch_size = 4
+    downsample_patch_size = 2
+    drop_path_schedules = ('per_stage', 'linear')
+
+    def __init__(self,
+                 arch: Union[str, Dict] = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = (3, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 drop_path_rate: float = 0.1,
+                 drop_path_schedule: str = 'per_stage',
+                 attn_drop_rate: float = 0.1,
+                 fused_attention: bool = True,
+                 out_norm_cfg: Union[Dict, None] = None,
+                 init_cfg: Union[Dict, List[Dict], None] = None):
+        super().__init__(init_cfg=init_cfg)
+        arch = self._parse_arch(arch)
+        self.embed_dims = arch['embed_dims']
+        self.depths = arch['depths']
+        self.num_heads = arch['num_heads']
+        self.num_stages = len(self.depths)
+        self.in_channels = in_channels
+        self.min_input_size = self.stem_patch_size * self.downsample_patch_size**(
+            self.num_stages - 1)
+        self.out_indices = self._parse_out_indices(out_indices)
+        if not -1 <= frozen_stages < self.num_stages:
+            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages - 1}], '
+                             f'got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.stages = nn.ModuleList()
+        stage_in_channels = [in_channels, *self.embed_dims[:-1]]
+        drop_path_rates = self._drop_path_rates(drop_path_rate, drop_path_schedule)
+        for i in range(self.num_stages):
+            self.stages.append(
+                DSStage(
+                    stage_in_channels[i],
+                    self.embed_dims[i],
+                    patch_size=self.stem_patch_size if i == 0 else self.downsample_patch_size,
+                    drop_path_rates=drop_path_rates[i],
+                    num_heads=self.num_heads[i],
+                    global_downsample_ratio=arch['global_downsample_ratios'][i],
+                    mlp_ratio=arch['mlp_ratio'],
+                    attn_drop_rate=attn_drop_rate,
+                    fused_attention=fused_attention,
+                    with_cp=with_cp))
+        self.final_norm = nn.BatchNorm2d(self.embed_dims[-1])
+        self.out_norms = nn.ModuleList([
+            build_norm_layer(out_norm_cfg, dims)[1]
+            if out_norm_cfg is not None and i in self.out_indices else nn.Identity()
+            for i, dims in enumerate(self.embed_dims)
+        ])
+        self._freeze_stages()
+
+    def _parse_arch(self, arch: Union[str, Dict]) -> Dict:
+        required = ('embed_dims', 'depths', 'num_heads')
+        if isinstance(arch, str):
+            if arch not in self.arch_zoo:
+                raise ValueError(f'unknown DSNet arch {arch!r}; valid names are '
+                                 f'{sorted(self.arch_zoo)}, or pass a dict with keys {required}')
+            arch = self.arch_zoo[arch]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        missing = [key for key in required if key not in arch]
+        unknown = sorted(set(arch) - set(required) - set(self.arch_defaults))
+        if missing or unknown:
+            raise ValueError(f'DSNet arch dict: missing keys {missing}, unknown keys {unknown}; '
+                             f'required: {required}, optional: {tuple(self.arch_defaults)}')
+        arch = {**self.arch_defaults, **arch}
+        per_stage = ('embed_dims', 'depths', 'num_heads', 'global_downsample_ratios')
+        lengths = {key: len(arch[key]) for key in per_stage}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f'DSNet arch entries need one value per stage, got lengths {lengths}')
+        for i, (dims, heads) in enumerate(zip(arch['embed_dims'], arch['num_heads'])):
+            if dims % (2 * heads) != 0:
+                raise ValueError(
+                    f'stage {i}: embed dim {dims} is not divisible by 2 * num_heads = '
+                    f'{2 * heads}; the local and global halves must split into {heads} heads of '
+                    'the same size')
+        return arch
+
+    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            if not -self.num_stages <= index < self.num_stages:
+                raise ValueError(f'out_indices entry {index} is out of range for '
+                                 f'{self.num_stages} stages')
+            parsed.append(index % self.num_stages)
+        return tuple(sorted(set(parsed)))
+
+    def _drop_path_rates(self, drop_path_rate: float, schedule: str) -> List[List[float]]:
+        """Per stage, the stochastic depth rate of each block."""
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        if schedule == 'per_stage':
+            return [rates[:depth] for depth in self.depths]
+        if schedule == 'linear':
+            starts = [sum(self.depths[:i]) for i in range(self.num_stages)]
+            return [rates[start:start + depth] for start, depth in zip(starts, self.depths)]
+        raise ValueError(f'drop_path_schedule must be one of {self.drop_path_schedules}, '
+                         f'got {schedule!r}')
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is None:
+            self.apply(self._init_release_weights)
+
+    @staticmethod
+    def _init_release_weights(module: nn.Module):
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def _check_input(self, x: torch.Tensor):
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'DSNet expects a (B, {self.in_channels}, H, W) batch, '
+                             f'got shape {tuple(x.shape)}')
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(f'DSNet needs both image sides >= {self.min_input_size}, '
+                             f'got shape {tuple(x.shape)}')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Args:
+            x (Tensor): Images, (B, in_channels, H, W), H and W >= 32.
+
+        Returns:
+            tuple[Tensor]: For each index in ``out_indices``, in stage order, the stage output
+            (B, embed_dims[i], H // 2**(i + 2), W // 2**(i + 2)) (with floor division at every
+            stage); stage 3 after the final BatchNorm.
+        """
+        self._check_input(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i == self.num_stages - 1:
+                x = self.final_norm(x)
+            if i in self.out_indices:
+                outs.append(self.out_norms[i](x))
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        for i in range(self.frozen_stages + 1):
+            modules = [self.stages[i], self.out_norms[i]]
+            if i == self.num_stages - 1:
+                modules.append(self.final_norm)
+            for module in modules:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self

@@ -1,0 +1,203 @@
+"""Mapping of the public DSNet releases' weights onto :class:`mmdsnet.models.DSNet`.
+
+The authors' PyTorch release and PaddleClas share one key layout::
+
+    patch_embed{s}.proj.{weight,bias}          s = 1..4, patch embedding of stage s
+    blocks{s}.{j}.{module}.{param}             block j of stage s (a ``MixBlock``)
+    norm.{param}                               BatchNorm2d after stage 4
+    head.{weight,bias}                         Linear classifier
+
+:func:`convert_release_state_dict` turns such a state dict (torch layout) into the state dict of
+an MMPretrain ``ImageClassifier`` with a DSNet backbone and a ``LinearClsHead``; it is also the
+filter to use when loading release weights programmatically. :func:`paddle_to_release_layout`
+first turns PaddleClas arrays into the torch layout. Both converters in
+``tools/model_converters`` go through these two functions.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Optional
+
+import numpy as np
+import torch
+
+from mmdsnet.version import __version__
+from .dsnet import DSNet
+
+# Release module name -> ours, inside one block, in our modules' registration order.
+BLOCK_MODULES = OrderedDict([
+    ('pos_embed', 'position_encoding'),
+    ('norm1', 'norm'),
+    ('conv1', 'input_proj'),
+    ('norm_conv1', 'local_stream.norm'),
+    ('conv', 'local_stream.depthwise_conv'),
+    ('norm_sa1', 'global_stream.norm'),
+    ('channel_up', 'global_stream.qkv'),
+    ('norm_conv2', 'co_attention.local_norm'),
+    ('cross_channel_up_conv', 'co_attention.local_qkv'),
+    ('norm_sa2', 'co_attention.global_norm'),
+    ('cross_channel_up_sa', 'co_attention.global_qkv'),
+    ('fuse_channel_conv', 'co_attention.local_proj'),
+    ('fuse_channel_sa', 'co_attention.global_proj'),
+    ('conv2', 'fuse_proj'),
+    ('norm2', 'mlp_norm'),
+    ('mlp.fc1', 'mlp.fc1'),
+    ('mlp.fc2', 'mlp.fc2'),
+])
+BATCH_NORMS = frozenset({'norm1', 'norm_conv1', 'norm_conv2', 'norm2', 'norm'})
+BATCH_NORM_PARAMS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+AFFINE_PARAMS = ('weight', 'bias')
+# PaddlePaddle's BatchNorm statistics names.
+PADDLE_PARAM_NAMES = {'_mean': 'running_mean', '_variance': 'running_var'}
+
+BACKBONE_PREFIX = 'backbone.'
+HEAD_PREFIX = 'head.fc.'
+
+_BLOCK_KEY = re.compile(r'blocks(\d+)\.(\d+)\.(.+)\.(\w+)')
+_PATCH_EMBED_KEY = re.compile(r'patch_embed(\d+)\.proj\.(\w+)')
+
+
+def _params(release_module: str) -> tuple:
+    return BATCH_NORM_PARAMS if release_module in BATCH_NORMS else AFFINE_PARAMS
+
+
+def release_key_to_mmdsnet(key: str) -> Optional[str]:
+    """Our ``ImageClassifier`` key for one release key, or None if the key is not a release key.
+
+    Example: ``blocks2.0.cross_channel_up_conv.weight`` ->
+    ``backbone.stages.1.blocks.0.co_attention.local_qkv.weight``; ``norm.running_mean`` ->
+    ``backbone.final_norm.running_mean``; ``head.weight`` -> ``head.fc.weight``.
+    """
+    match = _BLOCK_KEY.fullmatch(key)
+    if match:
+        stage, block, module, param = match.groups()
+        if int(stage) >= 1 and module in BLOCK_MODULES and param in _params(module):
+            return (f'{BACKBONE_PREFIX}stages.{int(stage) - 1}.blocks.{int(block)}.'
+                    f'{BLOCK_MODULES[module]}.{param}')
+        return None
+    match = _PATCH_EMBED_KEY.fullmatch(key)
+    if match:
+        stage, param = match.groups()
+        if int(stage) >= 1 and param in AFFINE_PARAMS:
+            return f'{BACKBONE_PREFIX}stages.{int(stage) - 1}.patch_embed.{param}'
+        return None
+    module, _, param = key.partition('.')
+    if module == 'norm' and param in BATCH_NORM_PARAMS:
+        return f'{BACKBONE_PREFIX}final_norm.{param}'
+    if module == 'head' and param in AFFINE_PARAMS:
+        return f'{HEAD_PREFIX}{param}'
+    return None
+
+
+def infer_depths(keys) -> List[int]:
+    """Blocks per stage of a release state dict, from its ``patch_embed{s}`` and ``blocks{s}.{j}``
+    keys (a stage with a patch embedding and no blocks counts 0)."""
+    depths: Dict[int, int] = {}
+    for key in keys:
+        match = _PATCH_EMBED_KEY.fullmatch(key)
+        if match:
+            depths.setdefault(int(match.group(1)), 0)
+        match = _BLOCK_KEY.fullmatch(key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            depths[stage] = max(depths.get(stage, 0), block + 1)
+    num_stages = max(depths, default=0)
+    return [depths.get(stage, 0) for stage in range(1, num_stages + 1)]
+
+
+def release_keys(depths: List[int], with_head: bool = True) -> List[str]:
+    """Every key of a release state dict with these depths, in our modules' order."""
+    keys = []
+    for stage, depth in enumerate(depths, start=1):
+        keys += [f'patch_embed{stage}.proj.{param}' for param in AFFINE_PARAMS]
+        for block in range(depth):
+            keys += [
+                f'blocks{stage}.{block}.{module}.{param}' for module in BLOCK_MODULES
+                for param in _params(module)
+            ]
+    keys += [f'norm.{param}' for param in BATCH_NORM_PARAMS]
+    if with_head:
+        keys += [f'head.{param}' for param in AFFINE_PARAMS]
+    return keys
+
+
+def convert_release_state_dict(state_dict: Mapping[str, torch.Tensor],
+                               backbone_only: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+    """Map a release state dict (torch layout) onto an MMPretrain ``ImageClassifier``.
+
+    The result loads with ``strict=True`` into ``ImageClassifier(backbone=dict(type='DSNet',
+    arch=...), neck=dict(type='GlobalAveragePooling'), head=dict(type='LinearClsHead', ...))``.
+    BatchNorm ``num_batches_tracked`` entries may be absent from the source (PaddlePaddle has
+    none) and are then set to 0.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): The release's ``model.state_dict()``.
+        backbone_only (bool): Keep only the ``backbone.*`` keys (the head may then be absent
+            from the source), for ``init_cfg=dict(type='Pretrained', prefix='backbone.')``.
+
+    Returns:
+        OrderedDict[str, Tensor]: ``backbone.*`` (and unless ``backbone_only``, ``head.fc.*``)
+        keys in our modules' order; the tensors are the source's, not copies.
+
+    Raises:
+        ValueError: listing the source keys that are not release keys and the release keys the
+            source lacks.
+    """
+    expected = release_keys(infer_depths(state_dict), with_head=not backbone_only)
+    unknown = sorted(key for key in state_dict if release_key_to_mmdsnet(key) is None)
+    missing = [
+        key for key in expected
+        if key not in state_dict and not key.endswith('.num_batches_tracked')
+    ]
+    if unknown or missing:
+        raise ValueError('not a DSNet release state dict: '
+                         f'{len(unknown)} unknown keys {unknown}, {len(missing)} missing keys '
+                         f'{missing}')
+    converted = OrderedDict()
+    for key in expected:
+        value = state_dict[key] if key in state_dict else torch.tensor(0, dtype=torch.long)
+        converted[release_key_to_mmdsnet(key)] = value
+    return converted
+
+
+def paddle_to_release_layout(arrays: Mapping[str, np.ndarray]) -> Dict[str, torch.Tensor]:
+    """PaddleClas ``.pdparams`` arrays -> a state dict in the authors' PyTorch layout.
+
+    Paddle stores Linear weights as [in, out] (transposed here to [out, in]; every 2-D weight in
+    DSNet is a Linear, convolution weights are 4-D) and names the BatchNorm statistics
+    ``_mean`` / ``_variance``. Key names are otherwise the same.
+
+    Args:
+        arrays (Mapping[str, numpy.ndarray]): e.g. from :func:`mmdsnet.checkpoint.load_pdparams`.
+
+    Returns:
+        dict[str, Tensor]: Contiguous tensors that own their memory.
+    """
+    state_dict = {}
+    for key, array in arrays.items():
+        prefix, _, param = key.rpartition('.')
+        if param == 'weight' and array.ndim == 2:
+            array = array.T
+        param = PADDLE_PARAM_NAMES.get(param, param)
+        state_dict[f'{prefix}.{param}'] = torch.from_numpy(np.array(array, order='C'))
+    return state_dict
+
+
+def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: bool = False,
+                         **meta) -> dict:
+    """:func:`convert_release_state_dict` wrapped as an MMEngine checkpoint.
+
+    Returns:
+        dict: ``{'state_dict': ..., 'meta': {'arch': 'tiny' | 'small' | 'base' | None,
+        'depths': [...], 'embed_dims': [...], 'mmdsnet_version': ..., **meta}}``.
+    """
+    converted = convert_release_state_dict(state_dict, backbone_only)
+    depths = infer_depths(state_dict)
+    embed_dims = [
+        int(state_dict[f'patch_embed{stage}.proj.weight'].shape[0])
+        for stage in range(1, len(depths) + 1)
+    ]
+    arch = next((name for name, setting in DSNet.arch_zoo.items()
+                 if setting['depths'] == depths and setting['embed_dims'] == embed_dims), None)
+    meta = dict(arch=arch, depths=depths, embed_dims=embed_dims, mmdsnet_version=__version__,
+                **meta)
+    return {'state_dict': converted, 'meta': meta}

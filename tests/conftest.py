@@ -1,0 +1,22 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def run_python(tmp_path):
+    """Run a Python snippet in a fresh interpreter (no mmdsnet imported unless it says so).
+
+    Returns the CompletedProcess; stdout and stderr are captured as text.
+    """
+
+    def run(code, timeout=300):
+        return subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=timeout,
+                              env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+
+    return run

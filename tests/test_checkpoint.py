@@ -1,0 +1,139 @@
+"""Weight files never run code: crafted pickles are refused on every loading path we use."""
+import argparse
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.runner import Runner, load_checkpoint
+
+from mmdsnet.checkpoint import UnsafeCheckpointError, load_pdparams, load_torch_file
+
+
+class RunsCode:
+    """Unpickling this object runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.fixture
+def marker(tmp_path):
+    return tmp_path / 'code_ran'
+
+
+@pytest.fixture
+def crafted_pth(tmp_path, marker):
+    path = tmp_path / 'crafted.pth'
+    torch.save({'state_dict': nn.Linear(2, 2).state_dict(), 'meta': RunsCode(marker)}, path)
+    return str(path)
+
+
+def assert_refused(load, marker):
+    with pytest.raises(UnsafeCheckpointError) as error:
+        load()
+    assert 'crafted' in str(error.value) and 'system' in str(error.value)
+    assert not marker.exists(), 'the crafted pickle ran its code'
+
+
+def test_load_torch_file_refuses_code(crafted_pth, marker):
+    assert_refused(lambda: load_torch_file(crafted_pth), marker)
+
+
+def test_mmengine_load_checkpoint_refuses_code(crafted_pth, marker):
+    assert_refused(lambda: load_checkpoint(nn.Linear(2, 2), crafted_pth), marker)
+
+
+def runner_with(tmp_path, **kwargs):
+    return Runner(model=nn.Linear(2, 2), work_dir=str(tmp_path / 'work'), default_scope='mmengine',
+                  **kwargs)
+
+
+def test_runner_load_from_refuses_code(crafted_pth, marker, tmp_path):
+    runner = runner_with(tmp_path, load_from=crafted_pth)
+    assert_refused(runner.load_or_resume, marker)
+
+
+def test_runner_resume_refuses_code(crafted_pth, marker, tmp_path):
+    runner = runner_with(tmp_path, load_from=crafted_pth, resume=True)
+    assert_refused(runner.load_or_resume, marker)
+
+
+def test_deit_style_checkpoint_with_argparse_namespace_loads(tmp_path):
+    path = tmp_path / 'deit_style.pth'
+    args = argparse.Namespace(model='dsnet_small', lr=5e-4, drop_path=0.1)
+    torch.save({'model': nn.Linear(2, 2).state_dict(), 'epoch': 299, 'args': args}, path)
+    loaded = load_torch_file(str(path))
+    assert loaded['args'] == args and loaded['epoch'] == 299
+
+
+def test_numpy_values_load(tmp_path):
+    path = tmp_path / 'numpy.pth'
+    torch.save({'array': np.arange(3.), 'scalar': np.float64(0.5), 'int': np.int64(3)}, path)
+    loaded = load_torch_file(str(path))
+    np.testing.assert_array_equal(loaded['array'], np.arange(3.))
+    assert loaded['scalar'] == 0.5 and loaded['int'] == 3
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / 'truncated.pth'
+    torch.save(nn.Linear(64, 64).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match='truncated.pth'):
+        load_torch_file(str(path))
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
+        load_torch_file(str(tmp_path / 'nowhere.pth'))
+
+
+# --------------------------------------------------------------------------- .pdparams
+
+
+def test_pdparams_of_numpy_arrays_load(tmp_path):
+    path = tmp_path / 'model.pdparams'
+    state = {'head.weight': np.ones((4, 2), np.float32), 'norm._mean': np.zeros(4, np.float32),
+             'StructuredToParameterName@@': {'head.weight': 'linear_0.w_0'}}
+    path.write_bytes(pickle.dumps(state, protocol=2))
+    loaded = load_pdparams(str(path))
+    assert sorted(loaded) == ['head.weight', 'norm._mean']
+    np.testing.assert_array_equal(loaded['head.weight'], state['head.weight'])
+
+
+def test_pdparams_that_runs_code_is_refused(tmp_path, marker):
+    path = tmp_path / 'crafted.pdparams'
+    path.write_bytes(pickle.dumps({'w': np.ones(2), 'evil': RunsCode(marker)}))
+    assert_refused(lambda: load_pdparams(str(path)), marker)
+
+
+def test_pdparams_with_non_array_entry_is_refused(tmp_path):
+    path = tmp_path / 'strange.pdparams'
+    path.write_bytes(pickle.dumps({'w': [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="'w'"):
+        load_pdparams(str(path))
+
+
+# --------------------------------------------------------------------------- atomic save
+
+
+def test_runner_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    path = tmp_path / 'epoch_1.pth'
+    save_checkpoint({'step': 1}, str(path))
+
+    def killed_before_the_data_is_on_disk(fd):
+        raise KeyboardInterrupt  # a SIGINT while the new checkpoint is being written
+
+    monkeypatch.setattr(os, 'fsync', killed_before_the_data_is_on_disk)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({'step': 2}, str(path))
+    monkeypatch.undo()
+    assert load_torch_file(str(path)) == {'step': 1}
+    assert os.listdir(tmp_path) == ['epoch_1.pth']
