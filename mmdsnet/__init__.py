@@ -8,6 +8,7 @@ from .version import __version__
 
 compat.apply()
 
+from .engine import FiniteLossHook, RNGStateHook  # noqa: E402
 from .models import DSNet  # noqa: E402  (registration needs the fixes applied first)
 
-__all__ = ['DSNet', '__version__']
+__all__ = ['DSNet', 'FiniteLossHook', 'RNGStateHook', '__version__']

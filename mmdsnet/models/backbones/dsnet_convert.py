@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from mmdsnet.version import __version__
+
 from .dsnet import DSNet
 
 # Release module name -> ours, inside one block, in our modules' registration order.
@@ -174,11 +175,11 @@ def paddle_to_release_layout(arrays: Mapping[str, np.ndarray]) -> Dict[str, torc
     """
     state_dict = {}
     for key, array in arrays.items():
-        prefix, _, param = key.rpartition('.')
+        module, dot, param = key.rpartition('.')
         if param == 'weight' and array.ndim == 2:
             array = array.T
-        param = PADDLE_PARAM_NAMES.get(param, param)
-        state_dict[f'{prefix}.{param}'] = torch.from_numpy(np.array(array, order='C'))
+        key = module + dot + PADDLE_PARAM_NAMES.get(param, param)
+        state_dict[key] = torch.from_numpy(np.array(array, order='C'))
     return state_dict
 
 

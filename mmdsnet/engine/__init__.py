@@ -1,0 +1,3 @@
+from .hooks import FiniteLossHook, RNGStateHook
+
+__all__ = ['FiniteLossHook', 'RNGStateHook']

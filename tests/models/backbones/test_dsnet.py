@@ -1,0 +1,276 @@
+import re
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import mmdsnet  # noqa: F401  registers DSNet
+from mmdsnet.models import DSNet
+from mmdsnet.models.backbones.dsnet import resize_bilinear
+
+
+def build_classifier(arch, **backbone_kwargs):
+    from mmpretrain.registry import MODELS
+    return MODELS.build(
+        dict(
+            type='ImageClassifier',
+            backbone=dict(type='DSNet', arch=arch, **backbone_kwargs),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=512)))
+
+
+def randomize_norm_stats(model, seed=0):
+    """Non-trivial BatchNorm statistics and affine parameters, so eval outputs depend on them."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (_BatchNorm, nn.LayerNorm)):
+            shape = module.weight.shape
+            module.weight.data = 1 + 0.1 * torch.randn(shape, generator=generator)
+            module.bias.data = 0.1 * torch.randn(shape, generator=generator)
+        if isinstance(module, _BatchNorm):
+            module.running_mean = 0.1 * torch.randn(shape, generator=generator)
+            module.running_var = 0.5 + torch.rand(shape, generator=generator)
+    return model
+
+
+@pytest.mark.parametrize('arch, expected', [
+    ('tiny', 10_534_312),
+    ('small', 23_004_552),
+    ('base', 49_343_752),
+])
+def test_param_count_with_in1k_head(arch, expected):
+    model = build_classifier(arch)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize('arch, expected', [
+    ('tiny', 1.84e9),
+    ('small', 3.56e9),
+    ('base', 8.32e9),
+])
+def test_flops_at_224(arch, expected):
+    from mmengine.analysis import get_model_complexity_info
+
+    # The counter has no handle for scaled_dot_product_attention: count the explicit path.
+    model = build_classifier(arch, fused_attention=False).eval()
+    flops = get_model_complexity_info(model, input_shape=(3, 224, 224), show_table=False,
+                                      show_arch=False)['flops']
+    assert flops == pytest.approx(expected, rel=0.02)
+
+
+@pytest.mark.parametrize('height, width', [(224, 224), (320, 256), (333, 500), (800, 1216)])
+def test_output_shapes(height, width):
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, height, width))
+    expected = []
+    for stride, channels in zip((4, 8, 16, 32), (64, 128, 320, 512)):
+        expected.append((1, channels, height // stride, width // stride))
+    assert [tuple(out.shape) for out in outs] == expected
+
+
+def test_smallest_input_and_negative_out_indices():
+    model = DSNet('tiny', out_indices=(-1, 0)).eval()
+    assert model.out_indices == (0, 3)
+    with torch.no_grad():
+        outs = model(torch.rand(2, 3, 32, 45))
+    assert [tuple(out.shape) for out in outs] == [(2, 64, 8, 11), (2, 512, 1, 1)]
+
+
+def test_stage4_output_carries_final_norm():
+    model = randomize_norm_stats(DSNet('tiny', out_indices=(3, ))).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)[0]
+        before_norm = x
+        for stage in model.stages:
+            before_norm = stage(before_norm)
+    torch.testing.assert_close(out, model.final_norm(before_norm))
+    assert not torch.allclose(out, before_norm)
+
+
+@pytest.mark.parametrize('shape, size', [
+    ((2, 3, 64, 64), (8, 8)),
+    ((1, 5, 56, 48), (7, 12)),
+    ((2, 4, 28, 30), (14, 15)),
+    ((1, 2, 8, 8), (1, 1)),
+    ((1, 8, 200, 304), (25, 38)),
+    ((1, 3, 34, 27), (4, 3)),  # not integer factors: falls back to F.interpolate
+    ((1, 3, 10, 12), (20, 24)),  # upsampling
+])
+def test_resize_bilinear_equals_interpolate(shape, size):
+    # A channel slice, as in the block: a non-contiguous input.
+    x = torch.randn(shape[0], 2 * shape[1], *shape[2:])[:, shape[1]:]
+    expected = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(resize_bilinear(x, size), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_fused_attention_matches_explicit():
+    fused = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3))).eval()
+    explicit = DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval()
+    explicit.load_state_dict(fused.state_dict())
+    x = torch.rand(2, 3, 96, 136)
+    with torch.no_grad():
+        for a, b in zip(fused(x), explicit(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def test_fused_attention_gets_head_dim_contiguous_inputs(monkeypatch):
+    # Otherwise scaled_dot_product_attention silently falls back to its materialising kernel.
+    strides = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        strides.extend(t.stride(-1) for t in (query, key, value))
+        return sdpa(query, key, value, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
+    with torch.no_grad():
+        DSNet('tiny').eval()(torch.rand(1, 3, 64, 64))
+    assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
+
+
+def test_with_cp_same_loss_and_grads():
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3))
+    model_cp = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=True)
+    model_cp.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+
+    losses = []
+    for net in (model, model_cp):
+        net.train()
+        torch.manual_seed(0)  # same drop-path and attention-dropout draws
+        loss = sum(out.square().mean() for out in net(x))
+        loss.backward()
+        losses.append(loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    for (name, p), p_cp in zip(model.named_parameters(), model_cp.parameters()):
+        torch.testing.assert_close(p.grad, p_cp.grad, msg=name)
+
+
+def test_frozen_stages_and_norm_eval():
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), frozen_stages=1, norm_eval=True)
+    model.train()
+    for i, stage in enumerate(model.stages):
+        assert all(p.requires_grad == (i > 1) for p in stage.parameters())
+        assert all(m.training == (i > 1) for m in stage.modules() if not isinstance(m, _BatchNorm))
+    assert all(not m.training for m in model.modules() if isinstance(m, _BatchNorm))
+    assert model.final_norm.weight.requires_grad
+
+    sum(out.sum() for out in model(torch.rand(1, 3, 64, 64))).backward()
+    for i, stage in enumerate(model.stages):
+        assert all((p.grad is not None) == (i > 1) for p in stage.parameters())
+
+    fully_frozen = DSNet('tiny', frozen_stages=3).train()
+    assert not any(p.requires_grad for p in fully_frozen.parameters())
+    assert not fully_frozen.final_norm.training
+
+
+def test_norm_eval_off_trains_bn():
+    model = DSNet('tiny').train()
+    assert all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize('schedule, expected_stage3', [
+    ('per_stage', torch.linspace(0, 0.1, 9)[:4].tolist()),
+    ('linear', torch.linspace(0, 0.1, 9)[4:8].tolist()),
+])
+def test_drop_path_schedule(schedule, expected_stage3):
+    model = DSNet('tiny', drop_path_rate=0.1, drop_path_schedule=schedule)
+    rates = [
+        block.drop_path.drop_prob if isinstance(block.drop_path, DropPath) else 0.
+        for block in model.stages[2].blocks
+    ]
+    assert rates == pytest.approx(expected_stage3)
+    assert isinstance(model.stages[0].blocks[0].drop_path, nn.Identity)
+
+
+def test_attn_drop_rate_reaches_both_attentions():
+    block = DSNet('tiny', attn_drop_rate=0.3).stages[0].blocks[0]
+    assert block.global_stream.attn_drop_rate == 0.3
+    assert block.co_attention.attn_drop_rate == 0.3
+    assert DSNet('tiny').stages[0].blocks[0].co_attention.attn_drop_rate == 0.1
+
+
+def test_init_weights_like_releases():
+    model = DSNet('tiny')
+    model.init_weights()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05)
+    assert all(torch.all(m.bias == 0) for m in linears)
+    for norm in (m for m in model.modules() if isinstance(m, nn.LayerNorm)):
+        assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+
+
+@pytest.mark.parametrize('norm_cfg, norm_type', [
+    (dict(type='BN'), nn.BatchNorm2d),
+    (dict(type='mmpretrain.LN2d'), nn.LayerNorm),
+])
+def test_out_norm_cfg(norm_cfg, norm_type):
+    model = DSNet('tiny', out_indices=(1, 3), out_norm_cfg=norm_cfg).eval()
+    assert [isinstance(norm, norm_type) for norm in model.out_norms] == [False, True, False, True]
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert [tuple(out.shape) for out in outs] == [(1, 128, 8, 8), (1, 512, 2, 2)]
+
+
+def test_bf16_autocast_on_cpu():
+    model = DSNet('tiny', out_indices=(0, 3)).eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(torch.rand(1, 3, 64, 96))
+    assert [tuple(out.shape) for out in outs] == [(1, 64, 16, 24), (1, 512, 2, 3)]
+    assert all(torch.isfinite(out).all() for out in outs)
+
+
+def test_build_from_both_registries_after_import_mmdsnet(run_python):
+    result = run_python(
+        'import mmdsnet\n'
+        'from mmdet.registry import MODELS as DET_MODELS\n'
+        'from mmpretrain.registry import MODELS as PRETRAIN_MODELS\n'
+        'for registry in (PRETRAIN_MODELS, DET_MODELS):\n'
+        '    model = registry.build(dict(type="DSNet", arch="tiny", out_indices=(0, 1, 2, 3)))\n'
+        '    print(type(model).__module__, type(model).__name__)\n')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split('\n')[:2] == ['mmdsnet.models.backbones.dsnet DSNet'] * 2
+
+
+@pytest.mark.parametrize('shape', [(3, 64, 64), (1, 1, 3, 64, 64), (1, 4, 64, 64),
+                                   (1, 3, 31, 64), (1, 3, 64, 16)])
+def test_bad_input_raises(shape):
+    model = DSNet('tiny')
+    with pytest.raises(ValueError, match=re.escape(str(shape))):
+        model(torch.rand(shape))
+
+
+def test_arch_errors():
+    with pytest.raises(ValueError, match=r"'huge'.*\['base', 'small', 'tiny'\]"):
+        DSNet('huge')
+    with pytest.raises(ValueError, match=r"missing keys \['depths', 'num_heads'\]"):
+        DSNet(dict(embed_dims=[64, 128, 320, 512]))
+    with pytest.raises(ValueError, match=r"unknown keys \['qkv_bias'\]"):
+        DSNet(dict(DSNet.arch_zoo['tiny'], qkv_bias=False))
+    with pytest.raises(ValueError, match='stage 2: embed dim 320 .* 2 \\* num_heads = 12'):
+        DSNet(dict(DSNet.arch_zoo['tiny'], num_heads=[1, 2, 6, 8]))
+    with pytest.raises(ValueError, match='one value per stage'):
+        DSNet(dict(DSNet.arch_zoo['tiny'], depths=[1, 1, 1]))
+    with pytest.raises(ValueError, match='drop_path_schedule'):
+        DSNet('tiny', drop_path_schedule='cosine')
+    with pytest.raises(ValueError, match='frozen_stages'):
+        DSNet('tiny', frozen_stages=4)
+    with pytest.raises(ValueError, match='out_indices'):
+        DSNet('tiny', out_indices=(4, ))
+
+
+def test_custom_arch_dict():
+    arch = dict(embed_dims=[16, 32], depths=[1, 1], num_heads=[2, 4], mlp_ratio=2,
+                global_downsample_ratios=[2, 1])
+    model = DSNet(arch, out_indices=(0, 1)).eval()
+    assert model.min_input_size == 8
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 16, 24))
+    assert [tuple(out.shape) for out in outs] == [(1, 16, 4, 6), (1, 32, 2, 3)]
+    assert model.stages[0].blocks[0].mlp.fc1.out_channels == 32

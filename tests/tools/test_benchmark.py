@@ -1,0 +1,42 @@
+"""Smoke test of tools/analysis/benchmark.py at a tiny size (no timing asserts)."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    spec = importlib.util.spec_from_file_location(
+        'benchmark', os.path.join(REPO_ROOT, 'tools', 'analysis', 'benchmark.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_classification_and_dense_rows_and_json(benchmark, tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    rows = benchmark.main([
+        '--device', 'cpu', '--models', 'dsnet_tiny', '--what', 'classification', 'dense',
+        '--batch', '2', '--train-batch', '2', '--size', '64', '--dense-batch', '1',
+        '--dense-size', '64', '96', '--warmup', '0', '--repeats', '1', '--out', str(out)])
+
+    classification, dense = rows
+    assert classification['model'] == 'dsnet_tiny' and classification['params_m'] == 10.534
+    assert classification['infer_img_s'] > 0 and classification['train_img_s'] > 0
+    assert dense['input'] == '1x3x64x96' and dense['fwd_bwd_ms'] > 0
+    report = json.loads(out.read_text())
+    assert report['results'] == rows and report['machine']['device'] == 'cpu'
+    assert report['settings']['size'] == 64
+    assert 'dsnet_tiny' in capsys.readouterr().out
+
+
+def test_detector_step_beside_mmdet_configs(benchmark, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    rows = benchmark.main(['--device', 'cpu', '--what', 'detector', '--det-size', '128', '160',
+                           '--warmup', '0', '--repeats', '1'])
+    assert [row['model'] for row in rows] == list(benchmark.DETECTOR_CONFIGS)
+    assert all(row['step_ms'] > 0 for row in rows)

@@ -1,0 +1,48 @@
+"""Convert PaddleClas DSNet weights (``.pdparams``) into an MMPretrain checkpoint.
+
+Paddle is not needed: the file is read by :func:`mmdsnet.checkpoint.load_pdparams`, which
+rebuilds numpy arrays and nothing else. The result loads with ``strict=True`` into
+``ImageClassifier(backbone=dict(type='DSNet', arch=...), neck=dict(type='GlobalAveragePooling'),
+head=dict(type='LinearClsHead', num_classes=1000, in_channels=512))``; with ``--backbone-only``
+it holds the ``backbone.*`` keys only, for
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
+
+Usage:
+    python tools/model_converters/paddle2mmdsnet.py SRC DST [--backbone-only]
+"""
+import argparse
+import io
+import os.path as osp
+
+import torch
+
+from mmdsnet.checkpoint import load_pdparams, write_bytes_atomically
+from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint, paddle_to_release_layout
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert PaddleClas DSNet weights (.pdparams) to MMPretrain.')
+    parser.add_argument('src', help='source .pdparams file')
+    parser.add_argument('dst', help='destination .pth file')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='write only the backbone.* keys (for detection init_cfg)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    converted = converted_checkpoint(
+        paddle_to_release_layout(load_pdparams(args.src)),
+        backbone_only=args.backbone_only,
+        source=osp.basename(args.src),
+        source_format='PaddleClas .pdparams')
+    buffer = io.BytesIO()
+    torch.save(converted, buffer)
+    write_bytes_atomically(buffer.getvalue(), args.dst)
+    print(f'wrote {len(converted["state_dict"])} tensors ({converted["meta"]["arch"]} arch) '
+          f'to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
