@@ -17,7 +17,8 @@ is resized back up and both are fused by a 1x1 conv::
                             └─ global ─ resize ↑ ─────────────────────────────┘
                      concat ─ 1x1 ─ + residual ─ BN ─ MLP ─ + residual
 """
-from typing import Dict, List, Sequence, Tuple, Union
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -482,9 +484,43 @@ class DSNet(BaseBackbone):
                          f'got {schedule!r}')
 
     def init_weights(self):
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            self._load_pretrained(**{k: v for k, v in self.init_cfg.items() if k != 'type'})
+            self._is_init = True
+            return
         super().init_weights()
         if self.init_cfg is None:
             self.apply(self._init_release_weights)
+
+    def _load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
+                         map_location: str = 'cpu'):
+        """``init_cfg`` Pretrained, strictly: MMEngine's loader only warns about missing,
+        unexpected and mis-shaped keys and trains on with whatever fitted, so a checkpoint of
+        another arch went unnoticed. Only ``out_norms`` (new for dense prediction) may be
+        absent from the checkpoint."""
+        if prefix:
+            state_dict = _load_checkpoint_with_prefix(prefix, checkpoint, map_location)
+        else:
+            state_dict = _load_checkpoint(checkpoint, map_location)
+            state_dict = state_dict.get('state_dict', state_dict)
+        state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
+        own = self.state_dict()
+        missing = sorted(key for key in own
+                         if key not in state_dict and not key.startswith('out_norms.'))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)} != model '
+                      f'{tuple(value.shape)}' for key, value in own.items()
+                      if key in state_dict and state_dict[key].shape != value.shape]
+        if missing or unexpected or mismatched:
+            def listing(title, keys):
+                shown = ', '.join(keys[:8]) + (f', ... ({len(keys)} in all)' if len(keys) > 8 else '')
+                return f'\n  {title}: {shown}' if keys else ''
+            raise ValueError(
+                f'{checkpoint} (prefix {prefix!r}) does not fit DSNet with depths {self.depths}, '
+                f'embed dims {self.embed_dims}:' + listing('missing', missing) +
+                listing('unexpected', unexpected) + listing('shape mismatch', mismatched) +
+                '\n  (weights of the public releases convert with tools/model_converters/)')
+        self.load_state_dict(state_dict, strict=False)
 
     @staticmethod
     def _init_release_weights(module: nn.Module):
