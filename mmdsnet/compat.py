@@ -161,9 +161,13 @@ def _transformers_version():
 
 def _skip_multimodal_models_on_new_transformers():
     version = _transformers_version()
-    if (version is not None and version >= (4, 52)
-            and _MultimodalGate.MODULE not in sys.modules
-            and not any(isinstance(finder, _MultimodalGate) for finder in sys.meta_path)):
+    if version is None or version < (4, 52):
+        return
+    if _MultimodalGate.MODULE in sys.modules:
+        # Imported already (e.g. by ``mmpretrain.apis``): the flag still counts as long as
+        # ``mmpretrain.models`` is not imported yet.
+        sys.modules[_MultimodalGate.MODULE].WITH_MULTIMODAL = False
+    elif not any(isinstance(finder, _MultimodalGate) for finder in sys.meta_path):
         sys.meta_path.insert(0, _MultimodalGate())
 
 

@@ -3,6 +3,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+# Tests run small models; on 2 cores a second OpenMP thread mostly fights the data loader and
+# subprocesses for the other core (a 2-iteration run: 115 s with 2 threads, 4 s with 1).
+torch.set_num_threads(1)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

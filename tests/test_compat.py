@@ -229,3 +229,13 @@ def test_mmpretrain_imports_beside_new_transformers(run_python):
     assert result.stdout.strip() == 'DSNet', result.stderr
     # the multimodal models become mmpretrain's own placeholders that say what is missing
     assert result.returncode != 0 and 'multi-modal dependencies' in result.stderr
+
+
+@needs_new_transformers
+def test_mmpretrain_apis_imported_before_mmdsnet(run_python):
+    result = run_python('from mmpretrain.apis import ImageClassificationInferencer\n'
+                        'import mmdsnet\n'
+                        'import mmpretrain.models\n'
+                        "print('imported')\n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == 'imported'

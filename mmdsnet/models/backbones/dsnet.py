@@ -45,8 +45,9 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     height, width = x.shape[-2:]
     out_height, out_width = size
     row_factor, col_factor = height // out_height, width // out_width
-    if (row_factor * out_height == height and col_factor * out_width == width
-            and row_factor % 2 == 0 and col_factor % 2 == 0):
+    # A trace would freeze this size-dependent choice into the graph (ONNX with dynamic shapes).
+    if (not torch.jit.is_tracing() and row_factor * out_height == height
+            and col_factor * out_width == width and row_factor % 2 == 0 and col_factor % 2 == 0):
         top, bottom = _middle_taps(x, -2, row_factor)
         top_left, top_right = _middle_taps(top, -1, col_factor)
         bottom_left, bottom_right = _middle_taps(bottom, -1, col_factor)

@@ -1,0 +1,50 @@
+"""Config loading and process set-up shared by ``tools/train.py``, ``tools/test.py`` and
+``tools/quickstart.py``, for classification and detection configs alike: the config's
+``default_scope`` picks the registries when the Runner is built."""
+import datetime
+import os.path as osp
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+
+def load_config(path: str,
+                cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none') -> Config:
+    """Read a config, apply command-line overrides and fill in ``work_dir`` and ``launcher``.
+
+    ``work_dir`` is taken from the argument, else from the config, else
+    ``work_dirs/<config name>``.
+    """
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    cfg.launcher = launcher
+    return cfg
+
+
+def init_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on machines without a GPU, over gloo.
+
+    MMEngine's pytorch launcher assumes one GPU per process: it calls ``torch.cuda.set_device``
+    and wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Here
+    the gloo process group is started before the Runner (which then keeps it) and DDP gets no
+    device ids. Does nothing when CUDA is available or the launcher is not ``pytorch``.
+    """
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+    dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
