@@ -8,7 +8,7 @@ Several processes or machines: tools/dist_test.sh.
 import argparse
 
 from mmengine.config import DictAction
-from mmengine.evaluator import DumpResults
+from mmengine.registry import METRICS
 from mmengine.runner import Runner
 
 from mmdsnet.launch import init_cpu_distributed, load_config
@@ -41,7 +41,10 @@ def main():
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        # mmdet's variant RLE-encodes instance masks; raw (N, H, W) masks would take ~100 MB
+        # an image on COCO.
+        dump = 'DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults'
+        runner.test_evaluator.metrics.append(METRICS.build(dict(type=dump, out_file_path=args.out)))
     runner.test()
 
 

@@ -1,5 +1,5 @@
+_base_ = ['./mmdsnet_runtime.py']
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmdsnet'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

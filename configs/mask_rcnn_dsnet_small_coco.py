@@ -1,0 +1,32 @@
+# Mask R-CNN + FPN with an ImageNet-1k DSNet-small backbone on COCO 2017 instances: 1x schedule
+# (12 epochs, 8 GPUs x 2 images, AdamW), single scale 1333x800. Evaluation: COCO bbox and segm
+# mAP on val2017; docs/detection.md has the test-dev (format-only) switch.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    '_base_/schedules/coco_adamw_1x_dsnet.py',
+    'mmdet::_base_/default_runtime.py',
+    '_base_/mmdsnet_runtime.py',
+]
+
+# ImageNet-1k weights with `backbone.` keys: a checkpoint of configs/dsnet_small_in1k.py, or a
+# release checkpoint converted by tools/model_converters/dsnet2mmdsnet.py --backbone-only.
+# Elsewhere: --cfg-options model.backbone.init_cfg.checkpoint=PATH
+pretrained = 'checkpoints/dsnet_small_in1k.pth'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='DSNet',
+        arch='small',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.2,
+        # Batch statistics of 2 images are too noisy for DSNet's BatchNorms: their ImageNet
+        # statistics are kept (affine parameters still train). The per-output norms are new, so
+        # they are LayerNorms, which have no statistics to freeze. No stage is frozen: as for
+        # Swin and PVT, every stage is fine-tuned.
+        norm_eval=True,
+        frozen_stages=-1,
+        out_norm_cfg=dict(type='mmpretrain.LN2d'),
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    neck=dict(in_channels=[64, 128, 320, 512]))
