@@ -1,3 +1,4 @@
+import contextlib
 import os
 import subprocess
 import sys
@@ -10,6 +11,30 @@ import torch
 torch.set_num_threads(1)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@contextlib.contextmanager
+def restored_default_scope():
+    """A Runner sets MMEngine's global default scope (e.g. 'mmdet'), and every later registry
+    lookup in the process would search that scope first; put back the scope found."""
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    try:
+        yield
+    finally:
+        DefaultScope._instance_dict = saved
+
+
+@pytest.fixture(autouse=True, scope='module')
+def module_keeps_default_scope():
+    with restored_default_scope():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def test_keeps_default_scope():
+    with restored_default_scope():
+        yield
 
 
 @pytest.fixture

@@ -113,13 +113,19 @@ def autocast(args):
     return torch.autocast(device_type=torch.device(args.device).type, dtype=DTYPES[args.dtype])
 
 
+def build_in_scope(scope, cfg):
+    """Build a model from ``scope``'s registry, whatever the process's default scope is."""
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg)
+
+
 def build_classifier(name):
     """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; otherwise a timm model."""
     if name.startswith('dsnet_'):
-        from mmpretrain.registry import MODELS
-        classifier = MODELS.build(
-            dict(type='ImageClassifier',
-                 backbone=dict(type='DSNet', arch=name[len('dsnet_'):]),
+        classifier = build_in_scope(
+            'mmpretrain',
+            dict(type='ImageClassifier', backbone=dict(type='DSNet', arch=name[len('dsnet_'):]),
                  neck=dict(type='GlobalAveragePooling'),
                  head=dict(type='LinearClsHead', num_classes=1000, in_channels=512)))
         return _TensorForward(classifier)
@@ -198,9 +204,9 @@ def bench_classification(name, args, timer):
 
 
 def bench_dense(args, timer):
-    from mmdet.registry import MODELS
     backbone = prepare(
-        MODELS.build(dict(type='DSNet', arch='small', out_indices=(0, 1, 2, 3))), args).train()
+        build_in_scope('mmdet', dict(type='DSNet', arch='small', out_indices=(0, 1, 2, 3))),
+        args).train()
     height, width = args.dense_size
     images = make_images(args.dense_batch, height, width, args)
     reset_peak_memory(args.device)
@@ -218,19 +224,16 @@ def bench_dense(args, timer):
 
 def bench_detector(name, config, args, timer):
     """One Mask R-CNN training step, as MMEngine's AmpOptimWrapper runs it."""
-    from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.config import Config
     from mmengine.hub import get_config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
 
     cfg = get_config(config) if '::' in config else Config.fromfile(config)
-    init_default_scope('mmdet')
     cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model).to(args.device).train()
+    model = build_in_scope('mmdet', cfg.model).to(args.device).train()
     optim_wrapper = build_optim_wrapper(
         model, dict(type='AmpOptimWrapper' if args.device != 'cpu' else 'OptimWrapper',
                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)))
