@@ -18,6 +18,7 @@ Every refusal raises :class:`UnsafeCheckpointError` naming the file and what was
 nothing here falls back to unrestricted unpickling.
 """
 import argparse
+import io
 import os
 import os.path as osp
 import pickle
@@ -176,3 +177,10 @@ def write_bytes_atomically(data: bytes, filename: str) -> None:
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def save_torch_file(obj: Any, filename: str) -> None:
+    """``torch.save`` ``obj`` to ``filename`` atomically (see :func:`write_bytes_atomically`)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomically(buffer.getvalue(), filename)

@@ -1,13 +1,31 @@
 """Config loading and process set-up shared by ``tools/train.py``, ``tools/test.py`` and
 ``tools/quickstart.py``, for classification and detection configs alike: the config's
 ``default_scope`` picks the registries when the Runner is built."""
+import argparse
 import datetime
 import os.path as osp
 from typing import Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every tool that builds a Runner from a config takes."""
+    parser.add_argument('--work-dir', help='where logs, checkpoints and results go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config entries, e.g. train_dataloader.batch_size=64 '
+        "model.backbone.arch=small 'key=[a,b]'")
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
 
 
 def load_config(path: str,

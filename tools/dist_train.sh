@@ -1,23 +1,7 @@
 #!/usr/bin/env bash
-# Distributed training with torchrun, NPROC processes on each machine (one per GPU; on a machine
-# without GPUs, CPU processes that talk over gloo):
+# Distributed training, NPROC processes on each machine (see tools/torchrun.sh for several
+# machines: NNODES, NODE_RANK, MASTER_ADDR, PORT):
 #
 #   tools/dist_train.sh CONFIG NPROC [tools/train.py options]
-#
-# Several machines: run it on each with the same NNODES, MASTER_ADDR and PORT, and NODE_RANK
-# 0..NNODES-1 (0 on the machine at MASTER_ADDR). PYTHON defaults to the install.sh virtualenv.
 set -euo pipefail
-CONFIG=$1
-NPROC=$2
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV_PYTHON="${MMDSNET_VENV:-$ROOT/.venv}/bin/python"
-[ -x "$VENV_PYTHON" ] || VENV_PYTHON=python
-
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-"${PYTHON:-$VENV_PYTHON}" -m torch.distributed.run \
-    --nnodes="${NNODES:-1}" \
-    --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-    --master_port="${PORT:-29500}" \
-    --nproc_per_node="$NPROC" \
-    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "${@:3}"
+exec "$(dirname "${BASH_SOURCE[0]}")/torchrun.sh" train.py "$2" "$1" "${@:3}"

@@ -7,29 +7,18 @@ Several processes or machines: tools/dist_test.sh.
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
 
-from mmdsnet.launch import init_cpu_distributed, load_config
+from mmdsnet.launch import add_runner_arguments, init_cpu_distributed, load_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the evaluation log')
     parser.add_argument('--out', help='also dump the predictions to this pickle file')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. test_dataloader.batch_size=64')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    add_runner_arguments(parser)
     return parser.parse_args()
 
 

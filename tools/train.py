@@ -7,16 +7,14 @@ Several processes or machines: tools/dist_train.sh, tools/slurm_train.sh.
 """
 import argparse
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mmdsnet.launch import init_cpu_distributed, load_config
+from mmdsnet.launch import add_runner_arguments, init_cpu_distributed, load_config
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -30,17 +28,7 @@ def parse_args():
         action='store_true',
         help='scale the learning rate linearly with the total batch size '
         '(auto_scale_lr.base_batch_size in the config is the batch the lr is set for)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config entries, e.g. train_dataloader.batch_size=64 '
-        "model.backbone.arch=small 'key=[a,b]'")
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    add_runner_arguments(parser)
     return parser.parse_args()
 
 

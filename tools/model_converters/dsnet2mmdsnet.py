@@ -11,13 +11,10 @@ Usage:
     python tools/model_converters/dsnet2mmdsnet.py SRC DST [--backbone-only] [--ema]
 """
 import argparse
-import io
 import os.path as osp
 
-import torch
-
-from mmdsnet.checkpoint import load_torch_file, write_bytes_atomically
-from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint
+from mmdsnet.checkpoint import load_torch_file
+from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint, save_converted
 
 
 def release_state_dict(checkpoint: dict, use_ema: bool = False) -> dict:
@@ -52,11 +49,7 @@ def main(argv=None):
         source=osp.basename(args.src),
         source_format='DSNet authors\' PyTorch release' + (' (EMA)' if args.ema else ''),
         source_epoch=checkpoint.get('epoch'))
-    buffer = io.BytesIO()
-    torch.save(converted, buffer)
-    write_bytes_atomically(buffer.getvalue(), args.dst)
-    print(f'wrote {len(converted["state_dict"])} tensors ({converted["meta"]["arch"]} arch) '
-          f'to {args.dst}')
+    save_converted(converted, args.dst)
 
 
 if __name__ == '__main__':

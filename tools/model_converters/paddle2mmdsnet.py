@@ -11,13 +11,11 @@ Usage:
     python tools/model_converters/paddle2mmdsnet.py SRC DST [--backbone-only]
 """
 import argparse
-import io
 import os.path as osp
 
-import torch
-
-from mmdsnet.checkpoint import load_pdparams, write_bytes_atomically
-from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint, paddle_to_release_layout
+from mmdsnet.checkpoint import load_pdparams
+from mmdsnet.models.backbones.dsnet_convert import (converted_checkpoint, paddle_to_release_layout,
+                                                    save_converted)
 
 
 def parse_args(argv=None):
@@ -37,11 +35,7 @@ def main(argv=None):
         backbone_only=args.backbone_only,
         source=osp.basename(args.src),
         source_format='PaddleClas .pdparams')
-    buffer = io.BytesIO()
-    torch.save(converted, buffer)
-    write_bytes_atomically(buffer.getvalue(), args.dst)
-    print(f'wrote {len(converted["state_dict"])} tensors ({converted["meta"]["arch"]} arch) '
-          f'to {args.dst}')
+    save_converted(converted, args.dst)
 
 
 if __name__ == '__main__':

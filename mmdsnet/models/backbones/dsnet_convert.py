@@ -20,6 +20,7 @@ from typing import Dict, List, Mapping, Optional
 import numpy as np
 import torch
 
+from mmdsnet.checkpoint import save_torch_file
 from mmdsnet.version import __version__
 
 from .dsnet import DSNet
@@ -202,3 +203,10 @@ def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: 
     meta = dict(arch=arch, depths=depths, embed_dims=embed_dims, mmdsnet_version=__version__,
                 **meta)
     return {'state_dict': converted, 'meta': meta}
+
+
+def save_converted(checkpoint: dict, filename: str) -> None:
+    """Write a :func:`converted_checkpoint` atomically and say what was written."""
+    save_torch_file(checkpoint, filename)
+    print(f'wrote {len(checkpoint["state_dict"])} tensors ({checkpoint["meta"]["arch"]} arch) '
+          f'to {filename}')
