@@ -3,6 +3,7 @@
 ``default_scope`` picks the registries when the Runner is built."""
 import argparse
 import datetime
+import difflib
 import os.path as osp
 from typing import Optional
 
@@ -39,6 +40,7 @@ def load_config(path: str,
     """
     cfg = Config.fromfile(path)
     if cfg_options:
+        _refuse_misspelled_keys(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -46,6 +48,20 @@ def load_config(path: str,
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     cfg.launcher = launcher
     return cfg
+
+
+def _refuse_misspelled_keys(cfg: Config, cfg_options: dict, path: str) -> None:
+    """A misspelled top-level key (``trian_cfg.max_epochs=3``) would become a new entry that
+    nothing reads, and the run would silently use the old value. New top-level keys that are
+    not close to an existing one (e.g. ``find_unused_parameters``) stay allowed."""
+    for option in cfg_options:
+        top = option.split('.')[0]
+        if top in cfg:
+            continue
+        close = difflib.get_close_matches(top, list(cfg.keys()), n=3, cutoff=0.8)
+        if close:
+            raise ValueError(f'--cfg-options {option}: {path} has no {top!r}; did you mean '
+                             f'{" or ".join(repr(key) for key in close)}?')
 
 
 def init_cpu_distributed(cfg: Config) -> None:
