@@ -30,3 +30,9 @@ model = dict(
         out_norm_cfg=dict(type='mmpretrain.LN2d'),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(in_channels=[64, 128, 320, 512]))
+
+# COCO that reports annotation faults (unknown categories, unusable polygons) instead of passing
+# them silently, and logs what it skips: mmdsnet.datasets.CheckedCocoDataset.
+train_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCocoDataset'))
+test_dataloader = val_dataloader

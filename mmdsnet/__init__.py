@@ -8,7 +8,8 @@ from .version import __version__
 
 compat.apply()
 
+from .datasets import CheckedCocoDataset  # noqa: E402
 from .engine import FiniteLossHook, RNGStateHook  # noqa: E402
 from .models import DSNet  # noqa: E402  (registration needs the fixes applied first)
 
-__all__ = ['DSNet', 'FiniteLossHook', 'RNGStateHook', '__version__']
+__all__ = ['CheckedCocoDataset', 'DSNet', 'FiniteLossHook', 'RNGStateHook', '__version__']

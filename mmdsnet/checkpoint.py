@@ -101,7 +101,7 @@ def _refusal_reason(message: str) -> str:
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays, numpy scalars, bytes and ordered dicts; refuses every other global."""
+    """Rebuilds numpy arrays and scalars, bytes and ordered dicts; refuses every other global."""
 
     _ALLOWED = {
         ('collections', 'OrderedDict'),
@@ -119,8 +119,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         self.filename = filename
 
     def find_class(self, module, name):
-        if (module, name) in self._ALLOWED or (module == 'numpy.dtypes' and name.endswith('DType')):
-            module = module.replace('numpy.core', 'numpy._core') if hasattr(np, '_core') else module
+        dtype_class = module == 'numpy.dtypes' and name.endswith('DType')
+        if (module, name) in self._ALLOWED or dtype_class:
+            if hasattr(np, '_core'):  # numpy 2 moved numpy.core; old pickles still name it
+                module = module.replace('numpy.core', 'numpy._core')
             return super().find_class(module, name)
         raise UnsafeCheckpointError(
             f'refused to load {self.filename!r}: it asks to rebuild {module}.{name}, but a '

@@ -33,7 +33,8 @@ def main():
         # mmdet's variant RLE-encodes instance masks; raw (N, H, W) masks would take ~100 MB
         # an image on COCO.
         dump = 'DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults'
-        runner.test_evaluator.metrics.append(METRICS.build(dict(type=dump, out_file_path=args.out)))
+        runner.test_evaluator.metrics.append(
+            METRICS.build(dict(type=dump, out_file_path=args.out)))
     runner.test()
 
 

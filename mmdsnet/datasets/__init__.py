@@ -1,7 +1,8 @@
+from .checked_coco import CheckedCocoDataset
 from .digits import DIGITS_CLASSES, digits_split, write_digits
 from .shapes import SHAPES_CLASSES, write_shapes_dataset, write_shapes_split
 
 __all__ = [
-    'DIGITS_CLASSES', 'digits_split', 'write_digits', 'SHAPES_CLASSES', 'write_shapes_dataset',
-    'write_shapes_split'
+    'CheckedCocoDataset', 'DIGITS_CLASSES', 'digits_split', 'write_digits', 'SHAPES_CLASSES',
+    'write_shapes_dataset', 'write_shapes_split'
 ]

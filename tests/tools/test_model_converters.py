@@ -41,8 +41,8 @@ def release_shapes(depths):
     """Names and shapes of the releases' state dict (BatchNorm num_batches_tracked aside)."""
 
     def batch_norm(name, channels):
-        return {f'{name}.{p}': (channels, ) for p in ('weight', 'bias', 'running_mean',
-                                                        'running_var')}
+        return {f'{name}.{p}': (channels, )
+                for p in ('weight', 'bias', 'running_mean', 'running_var')}
 
     def affine(name, weight_shape):
         return {f'{name}.weight': weight_shape, f'{name}.bias': (weight_shape[0], )}

@@ -218,7 +218,8 @@ def bench_dense(args, timer):
 
     seconds = timer(step)
     return dict(what='dense', model='dsnet_small backbone',
-                input=f'{args.dense_batch}x3x{height}x{width}', fwd_bwd_ms=round(seconds * 1000, 2),
+                input=f'{args.dense_batch}x3x{height}x{width}',
+                fwd_bwd_ms=round(seconds * 1000, 2),
                 peak_gb=peak_memory_gb(args.device))
 
 
@@ -289,7 +290,8 @@ def main(argv=None):
     timer = Timer(args.device, args.warmup, args.repeats)
     rows = []
     if 'classification' in args.what:
-        rows += [bench_classification(name, args, timer) for name in args.models or default_models()]
+        rows += [bench_classification(name, args, timer)
+                 for name in args.models or default_models()]
     if 'dense' in args.what:
         rows.append(bench_dense(args, timer))
     if 'detector' in args.what:

@@ -33,4 +33,3 @@ class FiniteLossHook(Hook):
             f'{runner.epoch + 1}, iteration {runner.iter + 1}. Last good checkpoint: '
             f'{last_good or "none written yet"}. Lower the learning rate, enable gradient '
             'clipping, or check the batch for broken labels/images, then resume from it.')
-

@@ -514,7 +514,8 @@ class DSNet(BaseBackbone):
                       if key in state_dict and state_dict[key].shape != value.shape]
         if missing or unexpected or mismatched:
             def listing(title, keys):
-                shown = ', '.join(keys[:8]) + (f', ... ({len(keys)} in all)' if len(keys) > 8 else '')
+                more = f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
+                shown = ', '.join(keys[:8]) + more
                 return f'\n  {title}: {shown}' if keys else ''
             raise ValueError(
                 f'{checkpoint} (prefix {prefix!r}) does not fit DSNet with depths {self.depths}, '

@@ -13,7 +13,6 @@ import numpy as np
 import paddle
 from paddleclas.ppcls.arch.backbone.model_zoo import dsnet
 
-
 GAIN = 0.5  # of a unit-variance init: activations stay within O(10) through all 18 blocks
 
 
