@@ -137,3 +137,9 @@ def test_runner_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_torch_file(str(path)) == {'step': 1}
     assert os.listdir(tmp_path) == ['epoch_1.pth']
+
+
+def test_init_cfg_pretrained_refuses_code(crafted_pth, marker):
+    from mmdsnet.models import DSNet
+    model = DSNet(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=crafted_pth))
+    assert_refused(model.init_weights, marker)
