@@ -13,6 +13,36 @@ torch.set_num_threads(1)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class RunsCode:
+    """Unpickling this object runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.fixture
+def marker(tmp_path):
+    """Where a crafted pickle that ran its code leaves its trace."""
+    return tmp_path / 'code_ran'
+
+
+@pytest.fixture
+def code_running_object(marker):
+    """An object that runs ``touch marker`` when unpickled."""
+    return RunsCode(marker)
+
+
+@pytest.fixture
+def crafted_pth(tmp_path, code_running_object):
+    """A checkpoint whose ``meta`` runs ``touch marker`` when unpickled."""
+    path = tmp_path / 'crafted.pth'
+    torch.save({'state_dict': {'weight': torch.zeros(2, 2)}, 'meta': code_running_object}, path)
+    return str(path)
+
+
 @contextlib.contextmanager
 def restored_default_scope():
     """A Runner sets MMEngine's global default scope (e.g. 'mmdet'), and every later registry

@@ -12,28 +12,6 @@ from mmengine.runner import Runner, load_checkpoint
 from mmdsnet.checkpoint import UnsafeCheckpointError, load_pdparams, load_torch_file
 
 
-class RunsCode:
-    """Unpickling this object runs a shell command that creates ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
-
-@pytest.fixture
-def marker(tmp_path):
-    return tmp_path / 'code_ran'
-
-
-@pytest.fixture
-def crafted_pth(tmp_path, marker):
-    path = tmp_path / 'crafted.pth'
-    torch.save({'state_dict': nn.Linear(2, 2).state_dict(), 'meta': RunsCode(marker)}, path)
-    return str(path)
-
-
 def assert_refused(load, marker):
     with pytest.raises(UnsafeCheckpointError) as error:
         load()
@@ -106,9 +84,9 @@ def test_pdparams_of_numpy_arrays_load(tmp_path):
     np.testing.assert_array_equal(loaded['head.weight'], state['head.weight'])
 
 
-def test_pdparams_that_runs_code_is_refused(tmp_path, marker):
+def test_pdparams_that_runs_code_is_refused(tmp_path, marker, code_running_object):
     path = tmp_path / 'crafted.pdparams'
-    path.write_bytes(pickle.dumps({'w': np.ones(2), 'evil': RunsCode(marker)}))
+    path.write_bytes(pickle.dumps({'w': np.ones(2), 'evil': code_running_object}))
     assert_refused(lambda: load_pdparams(str(path)), marker)
 
 
