@@ -40,3 +40,12 @@ def test_detector_step_beside_mmdet_configs(benchmark, monkeypatch):
                            '--warmup', '0', '--repeats', '1'])
     assert [row['model'] for row in rows] == list(benchmark.DETECTOR_CONFIGS)
     assert all(row['step_ms'] > 0 for row in rows)
+
+
+def test_resize_rows_per_stage_and_direction(benchmark):
+    rows = benchmark.main(['--device', 'cpu', '--what', 'resize', '--batch', '2', '--size', '64',
+                           '--warmup', '0', '--repeats', '1'])
+    assert [(row['stage'], row['direction']) for row in rows] == [
+        (stage, direction) for stage in (1, 2, 3, 4) for direction in ('down', 'up')]
+    assert rows[0]['input'] == '2x32x16x16' and rows[1]['input'] == '2x32x2x2'
+    assert all(row['max_abs_diff'] < 1e-5 and row['block_us'] > 0 for row in rows)

@@ -17,6 +17,7 @@ from mmpretrain.apis import ImageClassificationInferencer, get_model
 from PIL import Image
 
 from mmdsnet.datasets import DIGITS_CLASSES, write_digits
+from mmdsnet.models import DSNet
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'dsnet_tiny_digits.py')
@@ -38,6 +39,10 @@ def workspace(tmp_path_factory):
     write_digits(str(root / 'data' / 'digits'))
     torch.manual_seed(0)
     model = get_model(CONFIG, pretrained=False)
+    for module in model.modules():  # statistics that make folding the norms matter
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=dict(classes=DIGITS_CLASSES))), root / 'random.pth')
     return root
@@ -84,6 +89,9 @@ def test_export_onnx_matches_pytorch(workspace):
     input_dims = [dim.dim_param or dim.dim_value for dim in input_shape.dim]
     assert (graph.input[0].name, input_dims) == ('input', ['batch', 3, 'height', 'width'])
     assert graph.output[0].name == 'logits'
+    # Folded: only the local streams' norms (before a padded conv) and the final norm remain.
+    depths = DSNet.arch_zoo['tiny']['depths']
+    assert sum(node.op_type == 'BatchNormalization' for node in graph.node) == sum(depths) + 1
 
     model = get_model(CONFIG, pretrained=str(workspace / 'random.pth'), device='cpu').eval()
     session = onnxruntime.InferenceSession(str(onnx_file), providers=['CPUExecutionProvider'])

@@ -8,7 +8,9 @@ Three measurements:
   deit_small_patch16_224;
 - ``dense``: backbone forward + backward at ``--dense-batch`` x 3 x 800 x 1344 (detection input);
 - ``detector``: one Mask R-CNN FPN training step (mixed precision, AdamW) at 1333 x 800 with
-  DSNet-S beside mmdet's Swin-T and ResNet-50 configs.
+  DSNet-S beside mmdet's Swin-T and ResNet-50 configs;
+- ``resize``: the global stream's bilinear resizes in each DSNet-S stage at ``--batch`` x
+  ``--size``, as the block computes them beside ``F.interpolate`` on the releases' NCHW maps.
 
 Each figure is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
 CUDA events on a GPU. Prints a table and writes JSON (``--out``)::
@@ -17,6 +19,7 @@ CUDA events on a GPU. Prints a table and writes JSON (``--out``)::
         --train-batch 128 --channels-last --out work_dirs/benchmark.json
 """
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -25,6 +28,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
+from mmengine.config import DictAction
 
 import mmdsnet  # noqa: F401  (registers DSNet, applies the compat fixes)
 
@@ -42,7 +46,7 @@ DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--what', nargs='+', default=['classification', 'dense'],
-                        choices=['classification', 'dense', 'detector'])
+                        choices=['classification', 'dense', 'detector', 'resize'])
     parser.add_argument('--models', nargs='+', default=None,
                         help='classification models (default: DSNet archs + installed peers); '
                         'dsnet_<arch> or a timm model name')
@@ -57,11 +61,22 @@ def parse_args(argv=None):
                         metavar=('H', 'W'))
     parser.add_argument('--det-size', type=int, nargs=2, default=[800, 1333],
                         metavar=('H', 'W'), help='detector input (2 images)')
-    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--dsnet-options', nargs='+', action=DictAction, default={},
+                        metavar='KEY=VALUE',
+                        help='DSNet constructor arguments, e.g. channels_last=False')
+    parser.add_argument('--deploy', action='store_true',
+                        help='time DSNet inference with its BatchNorms folded '
+                        '(switch_to_deploy); training steps use the unfolded model')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='convert every model and input to channels_last (DSNet already '
+                        'runs channels_last inside unless --dsnet-options channels_last=False)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the model')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--skip-train', action='store_true', help='inference only')
+    parser.add_argument('--profile', action='store_true',
+                        help='also profile 3 inference batches of each classifier and print the '
+                        'operators that take the most time')
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)
 
@@ -120,12 +135,13 @@ def build_in_scope(scope, cfg):
         return MODELS.build(cfg)
 
 
-def build_classifier(name):
+def build_classifier(name, dsnet_options):
     """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; otherwise a timm model."""
     if name.startswith('dsnet_'):
+        backbone = dict(type='DSNet', arch=name[len('dsnet_'):], **dsnet_options)
         classifier = build_in_scope(
             'mmpretrain',
-            dict(type='ImageClassifier', backbone=dict(type='DSNet', arch=name[len('dsnet_'):]),
+            dict(type='ImageClassifier', backbone=backbone,
                  neck=dict(type='GlobalAveragePooling'),
                  head=dict(type='LinearClsHead', num_classes=1000, in_channels=512)))
         return _TensorForward(classifier)
@@ -166,25 +182,31 @@ def make_images(batch, height, width, args):
 
 
 def bench_classification(name, args, timer):
-    model = prepare(build_classifier(name), args)
+    model = build_classifier(name, args.dsnet_options)
     params = sum(p.numel() for p in model.parameters())
     row = dict(what='classification', model=name, params_m=round(params / 1e6, 3))
 
-    model.eval()
+    inference_model = model.eval()
+    if args.deploy and name.startswith('dsnet_'):
+        inference_model = copy.deepcopy(model)
+        inference_model.model.backbone.switch_to_deploy()
+    inference_model = prepare(inference_model, args)
     images = make_images(args.batch, args.size, args.size, args)
     reset_peak_memory(args.device)
 
     def infer():
         with torch.no_grad(), autocast(args):
-            model(images)
+            inference_model(images)
 
     seconds = timer(infer)
+    if args.profile:
+        print_profile(name, infer, args)
     row.update(infer_batch=args.batch, infer_img_s=round(args.batch / seconds, 1),
                infer_ms=round(seconds * 1000, 2), infer_peak_gb=peak_memory_gb(args.device))
     if args.skip_train:
         return row
 
-    model.train()
+    model = prepare(model, args).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = make_images(args.train_batch, args.size, args.size, args)
     labels = torch.randint(0, 1000, (args.train_batch, ), device=args.device)
@@ -203,9 +225,25 @@ def bench_classification(name, args, timer):
     return row
 
 
+def print_profile(name, step, args):
+    from torch.profiler import ProfilerActivity, profile
+
+    on_gpu = torch.device(args.device).type == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(3):
+            step()
+        if on_gpu:
+            torch.cuda.synchronize()
+    sort_by = 'self_cuda_time_total' if on_gpu else 'self_cpu_time_total'
+    print(f'{name}: inference profile, 3 batches of {args.batch}')
+    print(profiler.key_averages().table(sort_by=sort_by, row_limit=12))
+
+
 def bench_dense(args, timer):
     backbone = prepare(
-        build_in_scope('mmdet', dict(type='DSNet', arch='small', out_indices=(0, 1, 2, 3))),
+        build_in_scope('mmdet', dict(type='DSNet', arch='small', out_indices=(0, 1, 2, 3),
+                                     **args.dsnet_options)),
         args).train()
     height, width = args.dense_size
     images = make_images(args.dense_batch, height, width, args)
@@ -221,6 +259,43 @@ def bench_dense(args, timer):
                 input=f'{args.dense_batch}x3x{height}x{width}',
                 fwd_bwd_ms=round(seconds * 1000, 2),
                 peak_gb=peak_memory_gb(args.device))
+
+
+def bench_resize(args, timer):
+    """Per stage: the downsampling of the global channels (a channel slice of the stage map) and
+    the upsampling back, in the releases' form (NCHW maps, ``F.interpolate``) and in the
+    block's (channels-last slice, :func:`resize_bilinear`; the tokens viewed as a map)."""
+    from mmdsnet.models import DSNet
+    from mmdsnet.models.backbones.dsnet import map_to_tokens, resize_bilinear, tokens_to_map
+
+    def interpolate(x, size):
+        return nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+    dtype = DTYPES[args.dtype]
+    ratios = DSNet.arch_defaults['global_downsample_ratios']
+    rows = []
+    for stage, (channels, ratio) in enumerate(zip(DSNet.arch_zoo['small']['embed_dims'], ratios)):
+        side = args.size // 2**(stage + 2)
+        size, small_size = (side, side), (max(side // ratio, 1), ) * 2
+        global_channels = channels - channels // 2
+        stage_map = torch.randn(args.batch, channels, side, side, device=args.device, dtype=dtype)
+        releases_slice = stage_map[:, :global_channels]
+        block_slice = stage_map.contiguous(memory_format=torch.channels_last)[:, :global_channels]
+        small_map = interpolate(releases_slice, small_size).contiguous()
+        tokens = map_to_tokens(small_map).contiguous()
+        for direction, releases, block in (
+                ('down', lambda: interpolate(releases_slice, small_size),
+                 lambda: resize_bilinear(block_slice, small_size)),
+                ('up', lambda: interpolate(small_map, size),
+                 lambda: resize_bilinear(tokens_to_map(tokens, *small_size), size))):
+            difference = (releases().float() - block().float()).abs().max().item()
+            rows.append(dict(what='resize', stage=stage + 1, direction=direction,
+                             input=f'{args.batch}x{global_channels}x'
+                             f'{"x".join(map(str, size if direction == "down" else small_size))}',
+                             releases_us=round(timer(releases) * 1e6, 1),
+                             block_us=round(timer(block) * 1e6, 1),
+                             max_abs_diff=float(f'{difference:.2g}')))
+    return rows
 
 
 def bench_detector(name, config, args, timer):
@@ -294,6 +369,8 @@ def main(argv=None):
                  for name in args.models or default_models()]
     if 'dense' in args.what:
         rows.append(bench_dense(args, timer))
+    if 'resize' in args.what:
+        rows += bench_resize(args, timer)
     if 'detector' in args.what:
         rows += [bench_detector(name, config, args, timer)
                  for name, config in DETECTOR_CONFIGS.items()]

@@ -5,6 +5,8 @@
 The graph maps ``input`` (N, 3, H, W), float32 images as the config's data preprocessor
 delivers them (RGB, normalised with its mean and std), to ``logits`` (N, num_classes).
 H and W may differ from the traced ``--shape``; both must be at least 64 (``MIN_SIDE``).
+The backbone's BatchNorms that feed a 1x1 conv are folded into it first
+(``DSNet.switch_to_deploy``; ``--keep-norms`` exports them as they are).
 """
 import argparse
 
@@ -39,6 +41,8 @@ def parse_args():
         '--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
         help='image size of the example input the graph is traced with')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
+    parser.add_argument('--keep-norms', action='store_true',
+                        help='do not fold BatchNorms into the 1x1 convs that follow them')
     args = parser.parse_args()
     if min(args.shape) < MIN_SIDE:
         parser.error(f'--shape: both sides must be at least {MIN_SIDE}')
@@ -47,7 +51,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    model = Logits(get_model(args.config, pretrained=args.checkpoint, device='cpu')).eval()
+    classifier = get_model(args.config, pretrained=args.checkpoint, device='cpu').eval()
+    if not args.keep_norms and hasattr(classifier.backbone, 'switch_to_deploy'):
+        classifier.backbone.switch_to_deploy()
+    model = Logits(classifier).eval()
 
     example = torch.zeros(1, 3, *args.shape)
     # The TorchScript exporter: the dynamo one needs onnxscript, which the stack does not install.

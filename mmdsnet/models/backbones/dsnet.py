@@ -41,6 +41,11 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     pixels of its r x r cell on both axes (source coordinate ``(dst + 0.5) * r - 0.5``), so it is
     the mean of those 2 x 2 taps, at a fraction of the kernel's cost. It equals the kernel's
     result up to the order of the four-term sum (at most a few ulp; often bit-identical).
+
+    Upsampling is left to ``F.interpolate``: the block hands it its contiguous global tokens
+    viewed as a channels-last map, for which both the CPU and the CUDA kernels run one pass
+    over the output (the generic NCHW CUDA kernel, which loops over batch and channels in every
+    thread, is never reached).
     """
     height, width = x.shape[-2:]
     out_height, out_width = size
@@ -100,6 +105,19 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
         return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
     weights = (query @ key.transpose(-2, -1) * scale).softmax(dim=-1)
     return F.dropout(weights, dropout_p, training=dropout_p > 0) @ value
+
+
+def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
+    """Turn ``conv(norm(x))`` into ``conv(x)`` in place, for an eval-mode BatchNorm followed by
+    an unpadded 1x1 conv: the norm's per-channel affine map moves into the conv's weight and
+    bias. A padded conv would see the norm's shift where it now sees zeros, so it is refused."""
+    if conv.kernel_size != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
+        raise ValueError(f'cannot fold a BatchNorm exactly into {conv}')
+    with torch.no_grad():
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        shift = norm.bias - norm.running_mean * scale
+        conv.bias.add_(conv.weight.flatten(1) @ shift)
+        conv.weight.mul_(scale.view(1, -1, 1, 1))
 
 
 class LocalStream(nn.Module):
@@ -265,6 +283,18 @@ class DSBlock(nn.Module):
         self.mlp = ConvMlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
+    def fold_norms(self) -> None:
+        """For inference: fold the three BatchNorms that feed an unpadded 1x1 conv into it
+        (before the input projection, the local query/key/value projection and the MLP). The
+        local stream's norm feeds a padded depthwise conv, where folding is not exact; it stays.
+        """
+        for norm_owner, norm_name, conv in ((self, 'norm', self.input_proj),
+                                            (self.co_attention, 'local_norm',
+                                             self.co_attention.local_qkv),
+                                            (self, 'mlp_norm', self.mlp.fc1)):
+            fold_norm_into_conv(getattr(norm_owner, norm_name), conv)
+            setattr(norm_owner, norm_name, nn.Identity())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         if self.with_cp and x.requires_grad:
@@ -280,7 +310,10 @@ class DSBlock(nn.Module):
         global_map, local_map = self.input_proj(self.norm(x)).split(
             [self.global_channels, self.local_channels], dim=1)
         local_map = self.local_stream(local_map)
-        global_tokens = self.global_stream(map_to_tokens(resize_bilinear(global_map, global_size)))
+        # Contiguous tokens (a no-op for channels-last maps) keep the map that is upsampled
+        # below channels-last as well.
+        global_tokens = self.global_stream(
+            map_to_tokens(resize_bilinear(global_map, global_size)).contiguous())
         local_map, global_tokens = self.co_attention(local_map, global_tokens)
         global_map = resize_bilinear(tokens_to_map(global_tokens, *global_size), (height, width))
 
@@ -343,6 +376,10 @@ class DSNet(BaseBackbone):
         attn_drop_rate (float): Dropout on the attention weights of the self- and
             co-attention. Both releases hard-code 0.1 (whatever their ``attn_drop_rate`` says);
             the default keeps that. Defaults to 0.1.
+        channels_last (bool): Run the stages on channels-last maps (the input is converted
+            once; the outputs keep that layout, with the same values). The 1x1 convolutions
+            then run as plain matrix products, and the tokens that the attention reads are
+            views of the maps, not copies. Defaults to True.
         fused_attention (bool): Compute attention with
             :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
             attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
@@ -392,6 +429,7 @@ class DSNet(BaseBackbone):
                  drop_path_rate: float = 0.1,
                  drop_path_schedule: str = 'per_stage',
                  attn_drop_rate: float = 0.1,
+                 channels_last: bool = True,
                  fused_attention: bool = True,
                  out_norm_cfg: Union[Dict, None] = None,
                  init_cfg: Union[Dict, List[Dict], None] = None):
@@ -410,6 +448,8 @@ class DSNet(BaseBackbone):
                              f'got {frozen_stages}')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.channels_last = channels_last
+        self.deploy = False
 
         self.stages = nn.ModuleList()
         stage_in_channels = [in_channels, *self.embed_dims[:-1]]
@@ -551,6 +591,8 @@ class DSNet(BaseBackbone):
             stage); stage 3 after the final BatchNorm.
         """
         self._check_input(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
@@ -559,6 +601,20 @@ class DSNet(BaseBackbone):
             if i in self.out_indices:
                 outs.append(self.out_norms[i](x))
         return tuple(outs)
+
+    def switch_to_deploy(self):
+        """Fold BatchNorms into the 1x1 convs they feed, for inference only (see
+        :meth:`DSBlock.fold_norms`); the same function up to rounding, with fewer passes over the
+        maps. Irreversible: the model can no longer train, and its state dict has fewer keys."""
+        if self.deploy:
+            return
+        if self.training:
+            raise RuntimeError('switch_to_deploy() folds running BatchNorm statistics: call it '
+                               'on a model in eval mode')
+        for stage in self.stages:
+            for block in stage.blocks:
+                block.fold_norms()
+        self.deploy = True
 
     def _freeze_stages(self):
         for i in range(self.frozen_stages + 1):
@@ -571,6 +627,9 @@ class DSNet(BaseBackbone):
                     param.requires_grad = False
 
     def train(self, mode: bool = True):
+        if mode and self.deploy:
+            raise RuntimeError('this DSNet has its BatchNorms folded for inference '
+                               '(switch_to_deploy) and cannot be trained')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -133,6 +133,104 @@ def test_fused_attention_gets_head_dim_contiguous_inputs(monkeypatch):
     assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
 
 
+def test_channels_last_same_outputs():
+    reference = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3),
+                                           channels_last=False)).eval()
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3)).eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.rand(2, 3, 96, 136)
+    with torch.no_grad():
+        for expected, out in zip(reference(x), model(x)):
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_global_stream_upsamples_a_channels_last_map(monkeypatch, channels_last):
+    # The fast CPU and CUDA upsampling kernels need channels-last input; the generic CUDA one
+    # is what made the releases slow.
+    layouts = []
+    interpolate = F.interpolate
+
+    def spy(x, size, **kwargs):
+        assert tuple(size) > tuple(x.shape[-2:]), 'only the upsampling goes to F.interpolate'
+        layouts.append(x.is_contiguous(memory_format=torch.channels_last))
+        return interpolate(x, size, **kwargs)
+
+    monkeypatch.setattr(F, 'interpolate', spy)
+    with torch.no_grad():
+        DSNet('tiny', channels_last=channels_last).eval()(torch.rand(1, 3, 64, 64))
+    assert layouts == [True] * sum(DSNet.arch_zoo['tiny']['depths'])
+
+
+def test_channels_last_attention_reads_local_tokens_without_copy(monkeypatch):
+    from mmdsnet.models.backbones import dsnet
+
+    projections, qkv_inputs = [], []
+    model = DSNet('tiny').eval()
+    for stage in model.stages:
+        for block in stage.blocks:
+            block.co_attention.local_qkv.register_forward_hook(
+                lambda module, args, out: projections.append(out.data_ptr()))
+    split_qkv = dsnet.split_qkv
+
+    def spy(qkv, num_heads):
+        qkv_inputs.append(qkv.data_ptr())
+        return split_qkv(qkv, num_heads)
+
+    monkeypatch.setattr(dsnet, 'split_qkv', spy)
+    with torch.no_grad():
+        model(torch.rand(1, 3, 64, 64))
+    # Per block: the self-attention's qkv, then the co-attention's local and global qkv.
+    assert qkv_inputs[1::3] == projections
+
+
+def test_switch_to_deploy_folds_norms_same_outputs():
+    model = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3))).eval()
+    x = torch.rand(2, 3, 96, 136)
+    with torch.no_grad():
+        expected = model(x)
+        model.switch_to_deploy()
+        model.switch_to_deploy()  # a no-op the second time
+        outs = model(x)
+    for out, reference in zip(outs, expected):
+        torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+
+    block = model.stages[0].blocks[0]
+    assert all(isinstance(norm, nn.Identity)
+               for norm in (block.norm, block.mlp_norm, block.co_attention.local_norm))
+    # Before a padded depthwise conv folding is not exact: that norm stays.
+    assert isinstance(block.local_stream.norm, nn.BatchNorm2d)
+    with pytest.raises(RuntimeError, match='cannot be trained'):
+        model.train()
+
+
+def test_switch_to_deploy_needs_eval_mode_and_unpadded_1x1_convs():
+    from mmdsnet.models.backbones.dsnet import fold_norm_into_conv
+
+    with pytest.raises(RuntimeError, match='eval mode'):
+        DSNet('tiny').train().switch_to_deploy()
+    with pytest.raises(ValueError, match='cannot fold'):
+        fold_norm_into_conv(nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, padding=1))
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_compiles_to_one_graph(training):
+    # fullgraph=True fails on any graph break, including the host syncs of .item()/.tolist();
+    # dynamic shapes as detection feeds them (the resize fast path is chosen from the shape).
+    torch._dynamo.reset()
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=training).train(training)
+    compiled = torch.compile(model, fullgraph=True, backend='eager', dynamic=True)
+    for shape in [(2, 3, 64, 96), (1, 3, 96, 72)]:
+        x = torch.rand(shape, requires_grad=training)
+        torch.manual_seed(0)
+        outs = compiled(x)
+        torch.manual_seed(0)
+        expected = model(x)
+        for out, reference in zip(outs, expected):
+            torch.testing.assert_close(out, reference)
+
+
 def test_with_cp_same_loss_and_grads():
     model = DSNet('tiny', out_indices=(0, 1, 2, 3))
     model_cp = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=True)
