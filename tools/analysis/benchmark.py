@@ -182,15 +182,16 @@ def make_images(batch, height, width, args):
 
 
 def bench_classification(name, args, timer):
-    model = build_classifier(name, args.dsnet_options)
-    params = sum(p.numel() for p in model.parameters())
+    classifier = build_classifier(name, args.dsnet_options)
+    params = sum(p.numel() for p in classifier.parameters())
     row = dict(what='classification', model=name, params_m=round(params / 1e6, 3))
 
-    inference_model = model.eval()
+    model = prepare(classifier, args).eval()
+    inference_model = model
     if args.deploy and name.startswith('dsnet_'):
-        inference_model = copy.deepcopy(model)
-        inference_model.model.backbone.switch_to_deploy()
-    inference_model = prepare(inference_model, args)
+        deployed = copy.deepcopy(classifier)
+        deployed.model.backbone.switch_to_deploy()
+        inference_model = prepare(deployed, args)
     images = make_images(args.batch, args.size, args.size, args)
     reset_peak_memory(args.device)
 
@@ -206,7 +207,7 @@ def bench_classification(name, args, timer):
     if args.skip_train:
         return row
 
-    model = prepare(model, args).train()
+    model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = make_images(args.train_batch, args.size, args.size, args)
     labels = torch.randint(0, 1000, (args.train_batch, ), device=args.device)
@@ -272,28 +273,29 @@ def bench_resize(args, timer):
         return nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
     dtype = DTYPES[args.dtype]
-    ratios = DSNet.arch_defaults['global_downsample_ratios']
     rows = []
-    for stage, (channels, ratio) in enumerate(zip(DSNet.arch_zoo['small']['embed_dims'], ratios)):
+    for stage, dsstage in enumerate(DSNet('small').stages):
+        block = dsstage.blocks[0]
         side = args.size // 2**(stage + 2)
-        size, small_size = (side, side), (max(side // ratio, 1), ) * 2
-        global_channels = channels - channels // 2
-        stage_map = torch.randn(args.batch, channels, side, side, device=args.device, dtype=dtype)
-        releases_slice = stage_map[:, :global_channels]
-        block_slice = stage_map.contiguous(memory_format=torch.channels_last)[:, :global_channels]
+        size, small_size = (side, side), block.global_map_size(side, side)
+        stage_map = torch.randn(args.batch, block.global_channels + block.local_channels, *size,
+                                device=args.device, dtype=dtype)
+        releases_slice = stage_map[:, :block.global_channels]
+        block_slice = stage_map.contiguous(
+            memory_format=torch.channels_last)[:, :block.global_channels]
         small_map = interpolate(releases_slice, small_size).contiguous()
         tokens = map_to_tokens(small_map).contiguous()
-        for direction, releases, block in (
-                ('down', lambda: interpolate(releases_slice, small_size),
+        for direction, input_size, releases, ours in (
+                ('down', size, lambda: interpolate(releases_slice, small_size),
                  lambda: resize_bilinear(block_slice, small_size)),
-                ('up', lambda: interpolate(small_map, size),
+                ('up', small_size, lambda: interpolate(small_map, size),
                  lambda: resize_bilinear(tokens_to_map(tokens, *small_size), size))):
-            difference = (releases().float() - block().float()).abs().max().item()
+            difference = (releases().float() - ours().float()).abs().max().item()
             rows.append(dict(what='resize', stage=stage + 1, direction=direction,
-                             input=f'{args.batch}x{global_channels}x'
-                             f'{"x".join(map(str, size if direction == "down" else small_size))}',
+                             input='x'.join(map(str, (args.batch, block.global_channels,
+                                                      *input_size))),
                              releases_us=round(timer(releases) * 1e6, 1),
-                             block_us=round(timer(block) * 1e6, 1),
+                             block_us=round(timer(ours) * 1e6, 1),
                              max_abs_diff=float(f'{difference:.2g}')))
     return rows
 

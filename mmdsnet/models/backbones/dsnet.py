@@ -301,11 +301,15 @@ class DSBlock(nn.Module):
             return cp.checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
 
+    def global_map_size(self, height: int, width: int) -> Tuple[int, int]:
+        """The size of the global stream's map for a (height, width) block input."""
+        return (max(height // self.global_downsample_ratio, 1),
+                max(width // self.global_downsample_ratio, 1))
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.position_encoding(x)
         height, width = x.shape[-2:]
-        global_size = (max(height // self.global_downsample_ratio, 1),
-                       max(width // self.global_downsample_ratio, 1))
+        global_size = self.global_map_size(height, width)
 
         global_map, local_map = self.input_proj(self.norm(x)).split(
             [self.global_channels, self.local_channels], dim=1)
