@@ -10,7 +10,7 @@ import argparse
 from mmengine.registry import METRICS
 from mmengine.runner import Runner
 
-from mmdsnet.launch import add_runner_arguments, init_cpu_distributed, load_config
+from mmdsnet.launch import add_runner_arguments, distributed_session, load_config
 
 
 def parse_args():
@@ -22,20 +22,23 @@ def parse_args():
     return parser.parse_args()
 
 
+def run_test(cfg, out=None):
+    runner = Runner.from_cfg(cfg)
+    if out is not None:
+        # mmdet's variant RLE-encodes instance masks; raw (N, H, W) masks would take ~100 MB
+        # an image on COCO.
+        dump = 'DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults'
+        runner.test_evaluator.metrics.append(METRICS.build(dict(type=dump, out_file_path=out)))
+    runner.test()
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
 
-    init_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    if args.out is not None:
-        # mmdet's variant RLE-encodes instance masks; raw (N, H, W) masks would take ~100 MB
-        # an image on COCO.
-        dump = 'DumpDetResults' if cfg.get('default_scope') == 'mmdet' else 'DumpResults'
-        runner.test_evaluator.metrics.append(
-            METRICS.build(dict(type=dump, out_file_path=args.out)))
-    runner.test()
+    with distributed_session(cfg):
+        run_test(cfg, args.out)
 
 
 if __name__ == '__main__':

@@ -9,7 +9,7 @@ import argparse
 
 from mmengine.runner import Runner
 
-from mmdsnet.launch import add_runner_arguments, init_cpu_distributed, load_config
+from mmdsnet.launch import add_runner_arguments, distributed_session, load_config
 
 
 def parse_args():
@@ -51,8 +51,8 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    init_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    with distributed_session(cfg):
+        Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""Smoke test of tools/analysis/benchmark.py at a tiny size (no timing asserts)."""
+"""Smoke tests of tools/analysis/benchmark.py and conv_weight_layout.py at tiny sizes (no
+timing asserts)."""
 import importlib.util
 import json
 import os
@@ -8,13 +9,17 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope='module')
-def benchmark():
+def load_analysis_tool(name):
     spec = importlib.util.spec_from_file_location(
-        'benchmark', os.path.join(REPO_ROOT, 'tools', 'analysis', 'benchmark.py'))
+        name, os.path.join(REPO_ROOT, 'tools', 'analysis', f'{name}.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    return load_analysis_tool('benchmark')
 
 
 def test_classification_and_dense_rows_and_json(benchmark, tmp_path, capsys):
@@ -49,3 +54,12 @@ def test_resize_rows_per_stage_and_direction(benchmark):
         (stage, direction) for stage in (1, 2, 3, 4) for direction in ('down', 'up')]
     assert rows[0]['input'] == '2x32x16x16' and rows[1]['input'] == '2x32x2x2'
     assert all(row['max_abs_diff'] < 1e-5 and row['block_us'] > 0 for row in rows)
+
+
+def test_conv_weight_layout_times_both_layouts(capsys):
+    medians = load_analysis_tool('conv_weight_layout').main(
+        ['--arch', 'tiny', '--batch', '2', '--size', '32', '--rounds', '2'])
+    assert set(medians) == {'inference', 'training_step'}
+    assert all(set(ms) == {'nchw', 'channels_last'} and min(ms.values()) > 0
+               for ms in medians.values())
+    assert 'training_step' in capsys.readouterr().out

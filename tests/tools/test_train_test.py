@@ -1,5 +1,6 @@
-"""tools/train.py (with --resume), tools/test.py (with --out) and tools/dist_train.sh on two CPU
-processes, on a few images of the embedded digits set with the quickstart config.
+"""tools/train.py (with --resume), tools/test.py (with --out), tools/dist_train.sh and
+tools/dist_test.sh on two CPU processes, on a few images of the embedded digits set with the
+quickstart config.
 
 The tools run from a scratch folder holding ``data/digits``, so the config's relative
 ``data_root`` finds it; ``indices`` keeps the first images of each split."""
@@ -81,15 +82,26 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_dist_train_on_two_cpu_processes(workspace):
+def test_dist_train_and_test_on_two_cpu_processes(workspace):
     work_dir = workspace / 'dist'
     output = run(['bash', os.path.join(REPO_ROOT, 'tools', 'dist_train.sh'), CONFIG, 2,
                   '--work-dir', work_dir, '--auto-scale-lr', *small_run(8, 4, 2)],
                  cwd=workspace, PORT=str(free_port()))
     assert 'Distributed training: True' in output and 'GPU number: 2' in output
+    # channels-last weights get channels-last gradients, which DDP's buckets take as they are
+    assert 'Grad strides do not match bucket view strides' not in output
     # the lr is set for a total batch of 1024; here it is 2 processes x 2 images
     assert 'the current batch size is 4. Scaling the original LR by 0.00390625' in output
     # 8 images in batches of 2 on one process would be 4 iterations; 2 ranks share them.
     assert 'Epoch(train) [2][2/2]' in output and '[2][3/' not in output
     assert sorted(name for name in os.listdir(work_dir) if name.endswith('.pth')) == [
         'epoch_2.pth']
+
+    output = run(['bash', os.path.join(REPO_ROOT, 'tools', 'dist_test.sh'), CONFIG,
+                  work_dir / 'epoch_2.pth', 2, '--work-dir', workspace / 'dist_test',
+                  '--cfg-options', 'test_dataloader.dataset.indices=6',
+                  'test_dataloader.batch_size=1', 'test_dataloader.num_workers=0',
+                  'test_dataloader.persistent_workers=False'],
+                 cwd=workspace, PORT=str(free_port()))
+    # 6 images, one a batch, shared by 2 ranks
+    assert re.search(r'Epoch\(test\) \[3/3\].*accuracy/top1: [\d.]+', output), output[-2000:]

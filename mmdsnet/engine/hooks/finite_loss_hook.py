@@ -1,6 +1,7 @@
 """Stop training at the first loss that is not a finite number."""
 import math
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import find_latest_checkpoint
@@ -22,8 +23,8 @@ class FiniteLossHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        losses = {name: float(value) for name, value in (outputs or {}).items()
-                  if 'loss' in name}
+        losses = {name: float(value.detach() if isinstance(value, torch.Tensor) else value)
+                  for name, value in (outputs or {}).items() if 'loss' in name}
         bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
         if not bad:
             return

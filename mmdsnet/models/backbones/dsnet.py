@@ -383,7 +383,9 @@ class DSNet(BaseBackbone):
         channels_last (bool): Run the stages on channels-last maps (the input is converted
             once; the outputs keep that layout, with the same values). The 1x1 convolutions
             then run as plain matrix products, and the tokens that the attention reads are
-            views of the maps, not copies. Defaults to True.
+            views of the maps, not copies. The convolution weights are stored channels-last
+            too, the layout their gradients come in, so DDP's gradient buckets take them
+            without a copy. Defaults to True.
         fused_attention (bool): Compute attention with
             :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
             attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
@@ -477,6 +479,8 @@ class DSNet(BaseBackbone):
             if out_norm_cfg is not None and i in self.out_indices else nn.Identity()
             for i, dims in enumerate(self.embed_dims)
         ])
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
     def _parse_arch(self, arch: Union[str, Dict]) -> Dict:

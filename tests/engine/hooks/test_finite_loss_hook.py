@@ -2,8 +2,14 @@
 import os
 import subprocess
 import sys
+import warnings
+from types import SimpleNamespace
+
+import pytest
+import torch
 
 from mmdsnet.checkpoint import load_torch_file
+from mmdsnet.engine.hooks.finite_loss_hook import FiniteLossHook, NonFiniteLossError
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'toy_training.py')
 
@@ -23,3 +29,13 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     checkpoint = load_torch_file(str(tmp_path / 'epoch_1.pth'))
     assert all(value.isfinite().all() for value in checkpoint['state_dict'].values()
                if value.is_floating_point())
+
+
+def test_reads_the_loss_without_touching_its_graph(tmp_path):
+    loss = torch.tensor(2.0, requires_grad=True) * 1.5
+    runner = SimpleNamespace(work_dir=str(tmp_path), epoch=0, iter=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        FiniteLossHook().after_train_iter(runner, 0, outputs={'loss': loss, 'acc': 0.5})
+    with pytest.raises(NonFiniteLossError, match='loss=inf at epoch 1, iteration 1'):
+        FiniteLossHook().after_train_iter(runner, 0, outputs={'loss': loss * float('inf')})

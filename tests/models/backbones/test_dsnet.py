@@ -145,6 +145,17 @@ def test_channels_last_same_outputs():
             torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
 
 
+def test_channels_last_weights_get_gradients_in_their_own_layout():
+    # DDP copies (and warns about) every gradient whose strides differ from its parameter's.
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3))
+    sum(out.mean() for out in model(torch.rand(2, 3, 64, 64))).backward()
+    mismatched = [name for name, param in model.named_parameters()
+                  if param.grad.stride() != param.stride()]
+    assert mismatched == []
+    assert model.stages[0].blocks[0].position_encoding.weight.is_contiguous(
+        memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize('channels_last', [True, False])
 def test_global_stream_upsamples_a_channels_last_map(monkeypatch, channels_last):
     # The fast CPU and CUDA upsampling kernels need channels-last input; the generic CUDA one
