@@ -1,5 +1,6 @@
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 
@@ -65,6 +66,18 @@ def module_keeps_default_scope():
 def test_keeps_default_scope():
     with restored_default_scope():
         yield
+
+
+@pytest.fixture
+def free_port():
+    """A function returning a TCP port on 127.0.0.1 that is free now (for a launcher's PORT)."""
+
+    def find():
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            return sock.getsockname()[1]
+
+    return find
 
 
 @pytest.fixture

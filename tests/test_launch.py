@@ -1,7 +1,5 @@
 """mmdsnet.launch: config loading and the process group shared by the tools."""
-import gc
 import os
-import socket
 
 import pytest
 import torch
@@ -9,7 +7,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from mmdsnet.launch import distributed_session, load_config
+from mmdsnet.launch import distributed_session, load_config, shutdown_process_groups
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'dsnet_tiny_digits.py')
@@ -31,19 +29,14 @@ def test_new_top_level_key_unlike_any_existing_one_is_allowed():
 
 
 @pytest.fixture
-def one_process_cpu_launch(monkeypatch):
+def one_process_cpu_launch(monkeypatch, free_port):
     """The environment torchrun gives a single CPU process."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-                           MASTER_PORT=str(port)).items():
+                           MASTER_PORT=str(free_port())).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     yield load_config(CONFIG, launcher='pytorch')
-    if dist.is_initialized():
-        dist.destroy_process_group()
-        gc.collect()
+    shutdown_process_groups()
 
 
 def gloo_threads():

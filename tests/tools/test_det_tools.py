@@ -7,7 +7,6 @@ The tools run from a scratch folder holding ``data/shapes``, so the quickstart c
 import json
 import os
 import runpy
-import socket
 import subprocess
 import sys
 
@@ -57,12 +56,6 @@ def workspace(tmp_path_factory):
     return root
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def test_test_py_prints_coco_bbox_and_segm_metrics(workspace):
     output = run([sys.executable, os.path.join(REPO_ROOT, 'tools', 'test.py'), CONFIG,
                   'random.pth', '--out', 'preds.pkl'], cwd=workspace)
@@ -102,7 +95,7 @@ def test_format_only_writes_test_dev_style_results(workspace):
     assert set(segm[0]['segmentation']) == {'size', 'counts'}
 
 
-def test_dist_train_runs_two_cpu_processes(workspace):
+def test_dist_train_runs_two_cpu_processes(workspace, free_port):
     output = run([
         'bash', os.path.join(REPO_ROOT, 'tools', 'dist_train.sh'), CONFIG, 2, '--work-dir',
         'dist', '--cfg-options', 'train_dataloader.batch_size=2', 'train_cfg.max_epochs=1',

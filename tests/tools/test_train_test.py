@@ -6,7 +6,6 @@ The tools run from a scratch folder holding ``data/digits``, so the config's rel
 ``data_root`` finds it; ``indices`` keeps the first images of each split."""
 import os
 import re
-import socket
 import subprocess
 import sys
 
@@ -76,13 +75,7 @@ def test_train_resume_and_test(workspace):
     assert {'pred_score', 'pred_label', 'gt_label'} <= set(results[0])
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def test_dist_train_and_test_on_two_cpu_processes(workspace):
+def test_dist_train_and_test_on_two_cpu_processes(workspace, free_port):
     work_dir = workspace / 'dist'
     output = run(['bash', os.path.join(REPO_ROOT, 'tools', 'dist_train.sh'), CONFIG, 2,
                   '--work-dir', work_dir, '--auto-scale-lr', *small_run(8, 4, 2)],
