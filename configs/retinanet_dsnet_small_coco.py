@@ -20,6 +20,8 @@ model = dict(
         # output norm without gradients, which DDP rejects.
         out_indices=(1, 2, 3),
         drop_path_rate=0.2,
+        drop_path_schedule='linear',
+        attn_drop_rate=0.,
         norm_eval=True,
         frozen_stages=-1,
         out_norm_cfg=dict(type='mmpretrain.LN2d'),

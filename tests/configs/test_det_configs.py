@@ -46,6 +46,19 @@ def detection_batch(model, num_classes, training):
     return model.data_preprocessor(data, training)
 
 
+@pytest.mark.parametrize('name', COCO_CONFIGS)
+def test_coco_configs_fine_tune_like_mmdet_transformer_backbones(name):
+    backbone = load(name).model.backbone
+    # No attention dropout (the releases' 0.1) and a drop-path ramp over the whole depth,
+    # as in mmdet's Swin-T config.
+    assert backbone.attn_drop_rate == 0.
+    assert backbone.drop_path_schedule == 'linear'
+    model = DSNet(**{key: value for key, value in backbone.items() if key != 'type'})
+    blocks = [block for stage in model.stages for block in stage.blocks]
+    assert isinstance(blocks[0].drop_path, torch.nn.Identity)  # rate 0
+    assert blocks[-1].drop_path.drop_prob == pytest.approx(backbone.drop_path_rate)
+
+
 @pytest.mark.parametrize('name', ALL_CONFIGS)
 def test_config_wires_dsnet_into_the_detector(name):
     cfg = load(name)

@@ -33,6 +33,8 @@ def test_small_in1k_recipe():
     assert model.type == 'ImageClassifier'
     assert (model.backbone.type, model.backbone.arch) == ('DSNet', 'small')
     assert model.backbone.drop_path_rate == 0.1
+    # The releases' attention dropout (DSNet's default) is kept for ImageNet training.
+    assert model.backbone.get('attn_drop_rate', 0.1) == 0.1
     assert model.neck.type == 'GlobalAveragePooling'
     assert model.head.type == 'LinearClsHead'
     assert (model.head.in_channels, model.head.num_classes) == (512, 1000)

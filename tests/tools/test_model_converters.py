@@ -1,101 +1,41 @@
 """Converters from the public DSNet releases, checked against an independent oracle.
 
-``release_forward`` below re-implements the releases' forward pass (``MixVisionTransformer`` /
-``MixBlock``) straight from their description, over release-named weights, with no code shared
-with ``mmdsnet``. Converted weights must give its logits.
+The oracle is ``tools/analysis/dsnet_releases.py``: it re-implements the releases' network
+(``MixVisionTransformer`` / ``MixBlock``) straight from their description, with their parameter
+names and no code shared with ``mmdsnet`` (the benchmark times the same module as the releases'
+baseline). Converted weights must give its logits.
 """
 import argparse
 import importlib.util
 import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.checkpoint import UnsafeCheckpointError
 from mmdsnet.models import DSNet
 from mmdsnet.models.backbones.dsnet_convert import convert_release_state_dict
 
-EMBED_DIMS = (64, 128, 320, 512)
-NUM_HEADS = (1, 2, 5, 8)
-GLOBAL_DOWNSAMPLE = (8, 4, 2, 2)
-TINY_DEPTHS = (2, 2, 4, 1)
-NUM_CLASSES = 1000
-TOOLS = Path(__file__).resolve().parents[2] / 'tools' / 'model_converters'
+TOOLS = Path(__file__).resolve().parents[2] / 'tools'
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
+def load_tool(name, folder='model_converters'):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / folder / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+releases = load_tool('dsnet_releases', folder='analysis')
+TINY_DEPTHS = releases.DEPTHS['tiny']
+NUM_CLASSES = releases.NUM_CLASSES
+random_release_state_dict = releases.random_release_state_dict
+release_forward = releases.release_forward
+
+
 # ---------------------------------------------------------------- release-layout weights
-
-
-def release_shapes(depths):
-    """Names and shapes of the releases' state dict (BatchNorm num_batches_tracked aside)."""
-
-    def batch_norm(name, channels):
-        return {f'{name}.{p}': (channels, )
-                for p in ('weight', 'bias', 'running_mean', 'running_var')}
-
-    def affine(name, weight_shape):
-        return {f'{name}.weight': weight_shape, f'{name}.bias': (weight_shape[0], )}
-
-    shapes = {}
-    in_channels = 3
-    for stage, (dim, depth) in enumerate(zip(EMBED_DIMS, depths), start=1):
-        patch = 4 if stage == 1 else 2
-        shapes.update(affine(f'patch_embed{stage}.proj', (dim, in_channels, patch, patch)))
-        local, glob = dim // 2, dim - dim // 2
-        for j in range(depth):
-            p = f'blocks{stage}.{j}.'
-            shapes.update(affine(p + 'pos_embed', (dim, 1, 3, 3)))
-            shapes.update(batch_norm(p + 'norm1', dim))
-            shapes.update(affine(p + 'conv1', (dim, dim, 1, 1)))
-            shapes.update(affine(p + 'conv2', (dim, dim, 1, 1)))
-            shapes.update(batch_norm(p + 'norm_conv1', local))
-            shapes.update(affine(p + 'norm_sa1', (glob, )))
-            shapes.update(affine(p + 'conv', (local, 1, 3, 3)))
-            shapes.update(affine(p + 'channel_up', (3 * glob, glob)))
-            shapes.update(affine(p + 'cross_channel_up_conv', (3 * local, local, 1, 1)))
-            shapes.update(affine(p + 'cross_channel_up_sa', (3 * glob, glob)))
-            shapes.update(affine(p + 'fuse_channel_conv', (local, local)))
-            shapes.update(affine(p + 'fuse_channel_sa', (glob, glob)))
-            shapes.update(batch_norm(p + 'norm_conv2', local))
-            shapes.update(affine(p + 'norm_sa2', (glob, )))
-            shapes.update(batch_norm(p + 'norm2', dim))
-            shapes.update(affine(p + 'mlp.fc1', (4 * dim, dim, 1, 1)))
-            shapes.update(affine(p + 'mlp.fc2', (dim, 4 * dim, 1, 1)))
-        in_channels = dim
-    shapes.update(batch_norm('norm', EMBED_DIMS[-1]))
-    shapes.update(affine('head', (NUM_CLASSES, EMBED_DIMS[-1])))
-    return shapes
-
-
-def random_release_state_dict(depths=TINY_DEPTHS, seed=0):
-    """Random weights in the authors' PyTorch layout, scaled to keep activations moderate."""
-    generator = torch.Generator().manual_seed(seed)
-    state_dict = {}
-    for name, shape in release_shapes(depths).items():
-        noise = torch.randn(shape, generator=generator)
-        if name.endswith('running_var'):
-            value = 0.5 + torch.rand(shape, generator=generator)
-        elif len(shape) > 1:
-            value = noise * 0.5 / np.sqrt(np.prod(shape[1:]))
-        elif name.endswith('.weight'):
-            value = 1 + 0.1 * noise
-        else:
-            value = 0.1 * noise
-        state_dict[name] = value
-        if name.endswith('running_var'):
-            state_dict[name.replace('running_var', 'num_batches_tracked')] = torch.tensor(100)
-    return state_dict
 
 
 def to_pdparams_arrays(state_dict):
@@ -109,75 +49,6 @@ def to_pdparams_arrays(state_dict):
         array = value.numpy()
         arrays[f'{prefix}.{param}'] = array.T.copy() if array.ndim == 2 else array.copy()
     return arrays
-
-
-# ---------------------------------------------------------------- the oracle
-
-
-def release_forward(sd, x, depths=TINY_DEPTHS):
-    """Logits of the releases' network for images x, from release-named weights (eval)."""
-
-    def conv(name, t, **kwargs):
-        return F.conv2d(t, sd[f'{name}.weight'], sd[f'{name}.bias'], **kwargs)
-
-    def linear(name, t):
-        return F.linear(t, sd[f'{name}.weight'], sd[f'{name}.bias'])
-
-    def batch_norm(name, t):
-        return F.batch_norm(t, sd[f'{name}.running_mean'], sd[f'{name}.running_var'],
-                            sd[f'{name}.weight'], sd[f'{name}.bias'], False, 0., 1e-5)
-
-    def layer_norm(name, t):
-        return F.layer_norm(t, t.shape[-1:], sd[f'{name}.weight'], sd[f'{name}.bias'], 1e-5)
-
-    def heads(qkv, num_heads):
-        b, n, c3 = qkv.shape
-        return qkv.reshape(b, n, 3, num_heads, c3 // 3 // num_heads).permute(2, 0, 3, 1, 4)
-
-    def attend(q, k, v, scale):
-        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * scale, dim=-1)
-        out = torch.matmul(weights, v)
-        return out.transpose(1, 2).reshape(out.shape[0], out.shape[2], -1)
-
-    def mix_block(p, x, num_heads, ratio):
-        dim = x.shape[1]
-        dim_conv = int(dim * 0.5)
-        dim_sa = dim - dim_conv
-        scale = (dim_sa // num_heads)**-0.5
-        x = x + conv(p + 'pos_embed', x, padding=1, groups=dim)
-        b, _, h, w = x.shape
-        residual = x
-        x = conv(p + 'conv1', batch_norm(p + 'norm1', x))
-        sa, cv = x[:, :dim_sa], x[:, dim_sa:]
-        cv = cv + conv(p + 'conv', batch_norm(p + 'norm_conv1', cv), padding=1, groups=dim_conv)
-
-        sa = F.interpolate(sa, size=(h // ratio, w // ratio), mode='bilinear', align_corners=False)
-        hd, wd = sa.shape[-2:]
-        sa = sa.flatten(2).transpose(1, 2)
-        q, k, v = heads(linear(p + 'channel_up', layer_norm(p + 'norm_sa1', sa)), num_heads)
-        sa = sa + attend(q, k, v, scale)
-
-        cv_qkv = conv(p + 'cross_channel_up_conv', batch_norm(p + 'norm_conv2', cv))
-        cq, ck, cvv = heads(cv_qkv.flatten(2).transpose(1, 2), num_heads)
-        sq, sk, sv = heads(linear(p + 'cross_channel_up_sa', layer_norm(p + 'norm_sa2', sa)),
-                           num_heads)
-        cv_out = linear(p + 'fuse_channel_conv', attend(cq, sk, sv, scale))
-        cv = cv + cv_out.reshape(b, h, w, dim_conv).permute(0, 3, 1, 2)
-        sa = sa + linear(p + 'fuse_channel_sa', attend(sq, ck, cvv, scale))
-        sa = sa.reshape(b, hd, wd, dim_sa).permute(0, 3, 1, 2)
-        sa = F.interpolate(sa, size=(h, w), mode='bilinear', align_corners=False)
-
-        x = residual + conv(p + 'conv2', torch.cat([cv, sa], dim=1))
-        mlp = conv(p + 'mlp.fc2', F.gelu(conv(p + 'mlp.fc1', batch_norm(p + 'norm2', x))))
-        return x + mlp
-
-    for stage in range(4):
-        patch = 4 if stage == 0 else 2
-        x = conv(f'patch_embed{stage + 1}.proj', x, stride=patch)
-        for j in range(depths[stage]):
-            x = mix_block(f'blocks{stage + 1}.{j}.', x, NUM_HEADS[stage], GLOBAL_DOWNSAMPLE[stage])
-    x = batch_norm('norm', x)
-    return linear('head', x.flatten(2).mean(-1))
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,28 +1,71 @@
-"""Throughput and peak memory of DSNet beside its peers, measured in one run.
+"""Throughput, peak memory and FLOPs of DSNet beside its peers, measured in one run.
 
-Three measurements:
+Measurements (``--what``, any of them in one run):
 
 - ``classification``: inference (forward, no grad) and a training step (forward, backward,
-  AdamW step) of the 1000-class classifier at ``--size``, for DSNet tiny/small/base and, when timm
-  is installed, resnet50, swin_tiny_patch4_window7_224, pvt_v2_b2, convnext_tiny and
-  deit_small_patch16_224;
-- ``dense``: backbone forward + backward at ``--dense-batch`` x 3 x 800 x 1344 (detection input);
-- ``detector``: one Mask R-CNN FPN training step (mixed precision, AdamW) at 1333 x 800 with
-  DSNet-S beside mmdet's Swin-T and ResNet-50 configs;
+  AdamW step) of the 1000-class classifier at ``--size``, for DSNet tiny/small/base, the
+  releases' own computational form of each (``dsnet_<arch>_releases``: NCHW maps,
+  ``F.interpolate`` resizes, explicit softmax attention with ``nn.Dropout`` on its weights; see
+  ``tools/analysis/dsnet_releases.py``) and, when timm is installed, resnet50,
+  swin_tiny_patch4_window7_224, pvt_v2_b2, convnext_tiny and deit_small_patch16_224. DSNet rows
+  get the speed-up over their releases row of the same run (``infer_vs_releases``,
+  ``train_vs_releases``: img/s ratios), because img/s from different machines do not compare.
+- ``dense``: backbone forward + backward (loss: the sum of the means of the four stage outputs)
+  at ``--dense-batch`` x 3 x ``--dense-size`` (default 800 x 1344) for ``--dense-models``:
+  DSNet as ``dict(type='DSNet', arch=..., out_indices=(0, 1, 2, 3), **--dsnet-options)`` (the
+  constructor's defaults otherwise, e.g. attention dropout 0.1 and drop path 0.1), and
+  ``resnet50`` / ``swin_tiny`` / ``pvt_v2_b2`` as the ``model.backbone`` of mmdet's
+  ``mask-rcnn_r50_fpn_1x_coco``, ``mask-rcnn_swin-t-p4-w7_fpn_1x_coco`` and
+  ``retinanet_pvtv2-b2_fpn_1x_coco`` configs (``init_cfg=None``; as shipped otherwise, e.g.
+  ResNet-50's frozen stem and eval-mode BatchNorms).
+- ``detector``: one Mask R-CNN FPN training step (AdamW; ``AmpOptimWrapper``, i.e. fp16, on CUDA,
+  fp32 ``OptimWrapper`` on CPU) for ``--det-models``: this repository's DSNet-T and DSNet-S COCO
+  configs beside mmdet's ResNet-50 and Swin-T configs, with ``--det-batch`` synthetic images of
+  ``--det-size`` (random boxes and box-shaped masks, seeded). The data preprocessor pads the batch
+  to a multiple of 32 (1333 -> 1344), shown in the ``padded`` column. ``--dsnet-options`` also
+  apply to the DSNet configs' backbones.
+- ``flops``: FLOPs of the backbones alone, batch 1, at each of ``--flops-sizes`` (default 224x224,
+  512x512, 800x1344, 1024x2048) for ``--flops-models`` (DSNet-T/S/B, ResNet-50, Swin-T, PVT-v2-b2),
+  plus DSNet-S with its global grid capped at ``--flops-global-cap`` tokens
+  (``max_global_tokens``; skipped with a note where DSNet does not take it). Counted by MMEngine's
+  ``FlopAnalyzer`` (what ``mmengine.analysis.get_model_complexity_info`` reports as ``flops``; a
+  multiply-add counts one) on a jit trace under ``torch.no_grad()``, with DSNet built with
+  ``fused_attention=False`` (the counter cannot see ``scaled_dot_product_attention``). Also writes
+  a log-log plot of GFLOPs against megapixels (``--plot``).
 - ``resize``: the global stream's bilinear resizes in each DSNet-S stage at ``--batch`` x
   ``--size``, as the block computes them beside ``F.interpolate`` on the releases' NCHW maps.
 
-Each figure is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
-CUDA events on a GPU. Prints a table and writes JSON (``--out``)::
+Each time is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
+CUDA events on a GPU. Peak memory in the dense and detector modes is
+``torch.cuda.max_memory_allocated`` on a GPU (models measured one after another in this process).
+On the CPU every model is measured in a fresh child process (this script with ``--worker``), and
+``peak_gb`` is that process's peak resident set size; ``mem_before_gb`` is its resident set just
+before the first step (interpreter, imports, model, data), so ``peak_gb - mem_before_gb`` is the
+steps' own share. ``time_vs_swin`` and ``mem_vs_swin`` are the ratios to the Swin-T row of the
+same run. Prints a table and writes JSON with the machine and the settings (``--out``)::
 
     python tools/analysis/benchmark.py --device cuda --dtype bf16 --batch 256 \
         --train-batch 128 --channels-last --out work_dirs/benchmark.json
+    python tools/analysis/benchmark.py --device cpu --what classification \
+        --models dsnet_small dsnet_small_releases --batch 8 --train-batch 8
+    python tools/analysis/benchmark.py --device cpu --what dense --dense-batch 1 --warmup 1 \
+        --repeats 3 --out work_dirs/dense_cpu.json
+    python tools/analysis/benchmark.py --device cpu --what detector --det-batch 1 --warmup 1 \
+        --repeats 3 --out work_dirs/detector_cpu.json
+    python tools/analysis/benchmark.py --device cpu --what flops --out work_dirs/flops.json
 """
 import argparse
 import copy
+import gc
+import importlib.util
 import json
+import math
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from contextlib import nullcontext
 
@@ -32,38 +75,76 @@ from mmengine.config import DictAction
 
 import mmdsnet  # noqa: F401  (registers DSNet, applies the compat fixes)
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DSNET_ARCHS = ('tiny', 'small', 'base')
 TIMM_PEERS = ('resnet50', 'swin_tiny_patch4_window7_224', 'pvt_v2_b2', 'convnext_tiny',
               'deit_small_patch16_224')
-DETECTOR_CONFIGS = {
-    'mask_rcnn_dsnet_small': 'configs/mask_rcnn_dsnet_small_coco.py',
-    'mask_rcnn_swin_tiny': 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
-    'mask_rcnn_r50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+# Backbones taken from mmdet's own configs (``model.backbone``).
+MMDET_BACKBONES = {
+    'resnet50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'swin_tiny': 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+    'pvt_v2_b2': 'mmdet::pvt/retinanet_pvtv2-b2_fpn_1x_coco.py',
 }
+DETECTOR_CONFIGS = {
+    'mask_rcnn_dsnet_tiny': 'configs/mask_rcnn_dsnet_tiny_coco.py',
+    'mask_rcnn_dsnet_small': 'configs/mask_rcnn_dsnet_small_coco.py',
+    'mask_rcnn_r50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'mask_rcnn_swin_tiny': 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+}
+DENSE_MODELS = ('dsnet_tiny', 'dsnet_small', 'resnet50', 'swin_tiny')
+FLOPS_MODELS = ('dsnet_tiny', 'dsnet_small', 'dsnet_base', 'resnet50', 'swin_tiny', 'pvt_v2_b2')
+FLOPS_SIZES = ('224x224', '512x512', '800x1344', '1024x2048')
+# The row every other row of a mode is compared with, and the time column of the mode.
+REFERENCE = {'dense': 'swin_tiny', 'detector': 'mask_rcnn_swin_tiny'}
+TIME_KEY = {'dense': 'fwd_bwd_ms', 'detector': 'step_ms'}
+RELEASES_SUFFIX = '_releases'
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--what', nargs='+', default=['classification', 'dense'],
-                        choices=['classification', 'dense', 'detector', 'resize'])
+                        choices=['classification', 'dense', 'detector', 'flops', 'resize'])
     parser.add_argument('--models', nargs='+', default=None,
-                        help='classification models (default: DSNet archs + installed peers); '
-                        'dsnet_<arch> or a timm model name')
+                        help='classification models (default: DSNet archs, their releases form '
+                        'and the installed timm peers); dsnet_<arch>, dsnet_<arch>_releases or '
+                        'a timm model name')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--dtype', default='fp32', choices=DTYPES,
-                        help='autocast dtype (fp32 = no autocast)')
+                        help='autocast dtype of the classification and dense modes '
+                        '(fp32 = no autocast)')
     parser.add_argument('--batch', type=int, default=256, help='inference batch')
     parser.add_argument('--train-batch', type=int, default=128, help='training-step batch')
     parser.add_argument('--size', type=int, default=224, help='classification image side')
-    parser.add_argument('--dense-batch', type=int, default=2)
+    parser.add_argument('--dense-models', nargs='+', default=list(DENSE_MODELS),
+                        help='dense-mode backbones: dsnet_<arch>, dsnet_<arch>_releases or one '
+                        f'of {sorted(MMDET_BACKBONES)} (default: %(default)s)')
+    parser.add_argument('--dense-batch', type=int, default=None,
+                        help='dense-mode batch (default: 1 on CPU, 2 on CUDA)')
     parser.add_argument('--dense-size', type=int, nargs=2, default=[800, 1344],
                         metavar=('H', 'W'))
+    parser.add_argument('--det-models', nargs='+', default=list(DETECTOR_CONFIGS),
+                        choices=list(DETECTOR_CONFIGS), metavar='NAME',
+                        help=f'detector configs, of {list(DETECTOR_CONFIGS)} (default: all)')
+    parser.add_argument('--det-batch', type=int, default=None,
+                        help='images per detector step (default: 1 on CPU, 2 on CUDA)')
     parser.add_argument('--det-size', type=int, nargs=2, default=[800, 1333],
-                        metavar=('H', 'W'), help='detector input (2 images)')
+                        metavar=('H', 'W'),
+                        help='detector image size; padded to a multiple of 32 by the data '
+                        'preprocessor (800 x 1333 runs as 800 x 1344)')
+    parser.add_argument('--flops-models', nargs='+', default=list(FLOPS_MODELS),
+                        help='flops-mode backbones, as for --dense-models (default: %(default)s)')
+    parser.add_argument('--flops-sizes', nargs='+', default=list(FLOPS_SIZES), metavar='HxW',
+                        help='flops-mode input sizes (default: %(default)s)')
+    parser.add_argument('--flops-global-cap', type=int, default=512,
+                        help='also count DSNet-S with max_global_tokens=N (0: no such row)')
+    parser.add_argument('--plot', default=None,
+                        help='flops-mode plot (PNG; default: flops_vs_size.png beside --out, '
+                        'else work_dirs/flops_vs_size.png)')
     parser.add_argument('--dsnet-options', nargs='+', action=DictAction, default={},
                         metavar='KEY=VALUE',
-                        help='DSNet constructor arguments, e.g. channels_last=False')
+                        help='DSNet constructor arguments, e.g. channels_last=False (the '
+                        'releases baseline takes only drop_path_rate and attn_drop_rate)')
     parser.add_argument('--deploy', action='store_true',
                         help='time DSNet inference with its BatchNorms folded '
                         '(switch_to_deploy); training steps use the unfolded model')
@@ -75,10 +156,18 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--skip-train', action='store_true', help='inference only')
     parser.add_argument('--profile', action='store_true',
-                        help='also profile 3 inference batches of each classifier and print the '
-                        'operators that take the most time')
+                        help='also profile 3 inference batches and 3 training steps of each '
+                        'classifier and print the operators that take the most time')
     parser.add_argument('--out', help='write the results as JSON here')
-    return parser.parse_args(argv)
+    # Internal: measure one dense/detector model in this (fresh) process; see run_in_child.
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    on_gpu = torch.device(args.device).type == 'cuda'
+    if args.dense_batch is None:
+        args.dense_batch = 2 if on_gpu else 1
+    if args.det_batch is None:
+        args.det_batch = 2 if on_gpu else 1
+    return args
 
 
 class Timer:
@@ -122,6 +211,25 @@ def peak_memory_gb(device):
     return None
 
 
+def current_rss_gb():
+    """This process's resident set size now (Linux), else its peak so far."""
+    try:
+        with open('/proc/self/status') as file:
+            for line in file:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024 / 2**30
+    except OSError:
+        pass
+    return peak_rss_gb()
+
+
+def peak_rss_gb():
+    """This process's peak resident set size (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**30 if sys.platform == 'darwin' else peak * 1024 / 2**30
+
+
 def autocast(args):
     if args.dtype == 'fp32':
         return nullcontext()
@@ -135,8 +243,45 @@ def build_in_scope(scope, cfg):
         return MODELS.build(cfg)
 
 
+def load_config(path):
+    """An ``mmdet::`` config, or a file (relative paths from the repository root)."""
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    if '::' in path:
+        return get_config(path)
+    if not os.path.isabs(path) and not os.path.exists(path):
+        path = os.path.join(REPO_ROOT, path)
+    return Config.fromfile(path)
+
+
+def load_releases():
+    """``tools/analysis/dsnet_releases.py``, wherever this script is run or imported from."""
+    spec = importlib.util.spec_from_file_location(
+        'dsnet_releases', os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       'dsnet_releases.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_releases(name, dsnet_options):
+    """``dsnet_<arch>_releases``: the releases' network (with their per-stage drop-path ramp and
+    attention dropout 0.1, unless --dsnet-options sets drop_path_rate / attn_drop_rate)."""
+    arch = name[len('dsnet_'):-len(RELEASES_SUFFIX)]
+    options = {key: dsnet_options[key] for key in ('drop_path_rate', 'attn_drop_rate')
+               if key in dsnet_options}
+    return load_releases().ReleaseDSNet(arch, **options)
+
+
+def count_params_m(model):
+    return round(sum(p.numel() for p in model.parameters()) / 1e6, 3)
+
+
 def build_classifier(name, dsnet_options):
-    """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; otherwise a timm model."""
+    """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; ``dsnet_<arch>_releases``: the
+    releases' classifier; otherwise a timm model."""
+    if name.startswith('dsnet_') and name.endswith(RELEASES_SUFFIX):
+        return build_releases(name, dsnet_options)
     if name.startswith('dsnet_'):
         backbone = dict(type='DSNet', arch=name[len('dsnet_'):], **dsnet_options)
         classifier = build_in_scope(
@@ -160,8 +305,42 @@ class _TensorForward(nn.Module):
         return self.model(inputs, mode='tensor')
 
 
+class _ReleaseStages(nn.Module):
+    """The releases' network as a backbone: its four stage maps (the head is dropped)."""
+
+    def __init__(self, model):
+        super().__init__()
+        model.head = nn.Identity()
+        self.model = model
+
+    def forward(self, inputs):
+        return self.model.forward_stages(inputs)
+
+
+def build_backbone(name, dsnet_options):
+    """A dense-prediction backbone returning its four stage maps: ``dsnet_<arch>``,
+    ``dsnet_<arch>_releases`` or one of :data:`MMDET_BACKBONES`. Like the mmdet peers, DSNet is
+    the backbone of its Mask R-CNN config (DSNet-S's for an arch without one), updated with
+    ``dsnet_options``."""
+    if name.startswith('dsnet_') and name.endswith(RELEASES_SUFFIX):
+        return _ReleaseStages(build_releases(name, dsnet_options))
+    if name.startswith('dsnet_'):
+        config = DETECTOR_CONFIGS.get(f'mask_rcnn_{name}',
+                                      DETECTOR_CONFIGS['mask_rcnn_dsnet_small'])
+        cfg = load_config(config).model.backbone
+        cfg.update(arch=name[len('dsnet_'):], init_cfg=None, **dsnet_options)
+        return build_in_scope('mmdet', cfg)
+    if name in MMDET_BACKBONES:
+        cfg = load_config(MMDET_BACKBONES[name]).model.backbone
+        cfg.init_cfg = None
+        return build_in_scope('mmdet', cfg)
+    raise ValueError(f'unknown backbone {name!r}: dsnet_<arch>, dsnet_<arch>{RELEASES_SUFFIX} '
+                     f'or one of {sorted(MMDET_BACKBONES)}')
+
+
 def default_models():
     models = [f'dsnet_{arch}' for arch in DSNET_ARCHS]
+    models += [f'dsnet_{arch}{RELEASES_SUFFIX}' for arch in DSNET_ARCHS]
     try:
         import timm  # noqa: F401
     except ImportError:
@@ -183,12 +362,11 @@ def make_images(batch, height, width, args):
 
 def bench_classification(name, args, timer):
     classifier = build_classifier(name, args.dsnet_options)
-    params = sum(p.numel() for p in classifier.parameters())
-    row = dict(what='classification', model=name, params_m=round(params / 1e6, 3))
+    row = dict(what='classification', model=name, params_m=count_params_m(classifier))
 
     model = prepare(classifier, args).eval()
     inference_model = model
-    if args.deploy and name.startswith('dsnet_'):
+    if args.deploy and name.startswith('dsnet_') and not name.endswith(RELEASES_SUFFIX):
         deployed = copy.deepcopy(classifier)
         deployed.model.backbone.switch_to_deploy()
         inference_model = prepare(deployed, args)
@@ -201,7 +379,7 @@ def bench_classification(name, args, timer):
 
     seconds = timer(infer)
     if args.profile:
-        print_profile(name, infer, args)
+        print_profile(f'{name}: inference, 3 batches of {args.batch}', infer, args)
     row.update(infer_batch=args.batch, infer_img_s=round(args.batch / seconds, 1),
                infer_ms=round(seconds * 1000, 2), infer_peak_gb=peak_memory_gb(args.device))
     if args.skip_train:
@@ -221,12 +399,29 @@ def bench_classification(name, args, timer):
         optimizer.zero_grad(set_to_none=True)
 
     seconds = timer(train_step)
+    if args.profile:
+        print_profile(f'{name}: training steps, 3 batches of {args.train_batch}', train_step,
+                      args)
     row.update(train_batch=args.train_batch, train_img_s=round(args.train_batch / seconds, 1),
                train_ms=round(seconds * 1000, 2), train_peak_gb=peak_memory_gb(args.device))
     return row
 
 
-def print_profile(name, step, args):
+def add_releases_speedups(rows):
+    """On each ``dsnet_<arch>`` row: its img/s over the ``dsnet_<arch>_releases`` row's."""
+    by_model = {row['model']: row for row in rows}
+    for row in rows:
+        releases = by_model.get(row['model'] + RELEASES_SUFFIX)
+        if releases is None:
+            continue
+        for mode in ('infer', 'train'):
+            if f'{mode}_img_s' in row and f'{mode}_img_s' in releases:
+                row[f'{mode}_vs_releases'] = round(
+                    row[f'{mode}_img_s'] / releases[f'{mode}_img_s'], 2)
+    return rows
+
+
+def print_profile(title, step, args):
     from torch.profiler import ProfilerActivity, profile
 
     on_gpu = torch.device(args.device).type == 'cuda'
@@ -237,29 +432,269 @@ def print_profile(name, step, args):
         if on_gpu:
             torch.cuda.synchronize()
     sort_by = 'self_cuda_time_total' if on_gpu else 'self_cpu_time_total'
-    print(f'{name}: inference profile, 3 batches of {args.batch}')
-    print(profiler.key_averages().table(sort_by=sort_by, row_limit=12))
+    print(f'{title}: profile')
+    print(profiler.key_averages().table(sort_by=sort_by, row_limit=15))
 
 
-def bench_dense(args, timer):
-    backbone = prepare(
-        build_in_scope('mmdet', dict(type='DSNet', arch='small', out_indices=(0, 1, 2, 3),
-                                     **args.dsnet_options)),
-        args).train()
+def setup_dense(name, args):
+    """A backbone forward + backward at the dense size: the step and its row."""
     height, width = args.dense_size
+    backbone = build_backbone(name, args.dsnet_options)
+    row = dict(what='dense', model=name, input=f'{args.dense_batch}x3x{height}x{width}',
+               params_m=count_params_m(backbone))
+    backbone = prepare(backbone, args)
+    backbone.train()  # mmdet's ResNet and Swin return None from train()
     images = make_images(args.dense_batch, height, width, args)
-    reset_peak_memory(args.device)
 
     def step():
+        backbone.zero_grad(set_to_none=True)
         with autocast(args):
             loss = sum(out.float().mean() for out in backbone(images))
         loss.backward()
 
-    seconds = timer(step)
-    return dict(what='dense', model='dsnet_small backbone',
-                input=f'{args.dense_batch}x3x{height}x{width}',
-                fwd_bwd_ms=round(seconds * 1000, 2),
-                peak_gb=peak_memory_gb(args.device))
+    return step, row
+
+
+def setup_detector(name, args):
+    """One Mask R-CNN training step, as MMEngine's (Amp)OptimWrapper runs it: the step, its row."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.structures import InstanceData
+
+    cfg = load_config(DETECTOR_CONFIGS[name])
+    cfg.model.backbone.init_cfg = None
+    if cfg.model.backbone.type == 'DSNet':
+        cfg.model.backbone.update(args.dsnet_options)
+    model = build_in_scope('mmdet', cfg.model)
+    height, width = args.det_size
+    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+    row = dict(what='detector', model=name, input=f'{args.det_batch}x3x{height}x{width}',
+               padded=f'{math.ceil(height / divisor) * divisor}x'
+               f'{math.ceil(width / divisor) * divisor}',
+               params_m=count_params_m(model))
+    model = model.to(args.device).train()
+    on_gpu = torch.device(args.device).type == 'cuda'
+    optim_wrapper = build_optim_wrapper(
+        model, dict(type='AmpOptimWrapper' if on_gpu else 'OptimWrapper',
+                    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)))
+    generator = torch.Generator().manual_seed(0)
+    samples, images = [], []
+    for _ in range(args.det_batch):
+        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             pad_shape=(height, width), scale_factor=(1., 1.),
+                                             batch_input_shape=(height, width)))
+        corners = torch.rand(8, 2, generator=generator) * torch.tensor([width / 2, height / 2])
+        boxes = torch.cat([corners, corners + torch.tensor([width / 3, height / 3])], dim=1)
+        masks = torch.zeros(8, height, width, dtype=torch.uint8)
+        for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
+            mask[y1:y2, x1:x2] = 1
+        labels = torch.randint(0, 80, (8, ), generator=generator)
+        sample.gt_instances = InstanceData(bboxes=boxes.to(args.device),
+                                           labels=labels.to(args.device),
+                                           masks=BitmapMasks(masks.numpy(), height, width))
+        samples.append(sample)
+        images.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                                    generator=generator))
+    data = dict(inputs=images, data_samples=samples)
+
+    def step():
+        model.train_step(data, optim_wrapper)
+
+    return step, row
+
+
+SETUPS = {'dense': setup_dense, 'detector': setup_detector}
+
+
+def measure(what, name, args):
+    """Time ``what`` for one model in this process, with its memory before and at its peak.
+
+    On CPU the peak is this process's peak RSS, so it means something only in a fresh process
+    (:func:`run_in_child`)."""
+    step, row = SETUPS[what](name, args)
+    on_gpu = torch.device(args.device).type == 'cuda'
+    gc.collect()
+    reset_peak_memory(args.device)
+    before = torch.cuda.memory_allocated() / 2**30 if on_gpu else current_rss_gb()
+    seconds = Timer(args.device, args.warmup, args.repeats)(step)
+    peak = peak_memory_gb(args.device) if on_gpu else peak_rss_gb()
+    row[TIME_KEY[what]] = round(seconds * 1000, 2)
+    row.update(memory='cuda_max_allocated' if on_gpu else 'peak_rss_fresh_process',
+               mem_before_gb=round(before, 3), peak_gb=round(peak, 3))
+    return row
+
+
+def run_in_child(what, name, args):
+    """:func:`measure` in a fresh Python process (this script with ``--worker``), so that its
+    peak RSS is this model's alone. A child that dies (e.g. killed for memory) gives a row with
+    an ``error`` and the run goes on."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = os.path.join(tmp, 'spec.json'), os.path.join(tmp, 'row.json')
+        with open(spec, 'w') as file:
+            json.dump(dict(what=what, model=name, args=settings(args), out=out), file)
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
+        returncode = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), '--worker', spec], env=env).returncode
+        if returncode == 0 and os.path.exists(out):
+            with open(out) as file:
+                return json.load(file)
+    reason = f'signal {-returncode}' if returncode < 0 else f'exit code {returncode}'
+    if returncode == -9:
+        reason += ' (killed; out of memory?)'
+    print(f'{what} {name}: the measuring process failed with {reason}; its output is above')
+    return dict(what=what, model=name, error=reason)
+
+
+def worker(spec_path):
+    with open(spec_path) as file:
+        spec = json.load(file)
+    args = argparse.Namespace(**spec['args'])
+    row = measure(spec['what'], spec['model'], args)
+    with open(spec['out'], 'w') as file:
+        json.dump(row, file)
+
+
+def bench_isolated(what, names, args):
+    """Each model measured on its own: in a fresh process on CPU, one after another here on a
+    GPU; then the ratios to the reference (Swin-T) row."""
+    if torch.device(args.device).type == 'cuda':
+        rows = []
+        for name in names:
+            rows.append(row_or_error(what, name, args,
+                                     lambda name=name: measure(what, name, args)))
+            gc.collect()
+            torch.cuda.empty_cache()
+    else:
+        rows = []
+        for name in names:
+            print(f'{what}: measuring {name} in a fresh process', flush=True)
+            rows.append(run_in_child(what, name, args))
+    return add_ratios(rows, REFERENCE[what], TIME_KEY[what])
+
+
+def row_or_error(what, name, args, measure_row):
+    """``measure_row()``, or a row naming its error (out of memory, a model this timm lacks),
+    so that one model does not end a run measuring several."""
+    try:
+        return measure_row()
+    except Exception as error:  # noqa: BLE001  (reported in the row and the table)
+        print(f'{what}: {name} failed: {error!r}', flush=True)
+        if torch.device(args.device).type == 'cuda':
+            torch.cuda.empty_cache()
+        return dict(what=what, model=name, error=f'{type(error).__name__}: {error}'[:200])
+
+
+def add_ratios(rows, reference, time_key):
+    """``time_vs_swin`` and ``mem_vs_swin`` on every row, from the rows' own (rounded) figures;
+    left out when the reference row is absent or failed."""
+    reference_row = next((row for row in rows if row['model'] == reference), None)
+    if reference_row is None or 'error' in reference_row:
+        return rows
+    for row in rows:
+        if 'error' in row:
+            continue
+        ratios = dict(time_vs_swin=round(row[time_key] / reference_row[time_key], 3),
+                      mem_vs_swin=round(row['peak_gb'] / reference_row['peak_gb'], 3))
+        ordered = {}
+        for key, value in row.items():
+            ordered[key] = value
+            if key == time_key:
+                ordered['time_vs_swin'] = ratios['time_vs_swin']
+        ordered['mem_vs_swin'] = ratios['mem_vs_swin']
+        row.clear()
+        row.update(ordered)
+    return rows
+
+
+def parse_size(text):
+    height, width = (int(side) for side in text.lower().split('x'))
+    return height, width
+
+
+def bench_flops(args):
+    """GFLOPs of each backbone at each size (batch 1), a row per model; writes the plot."""
+    from mmengine.analysis import FlopAnalyzer
+
+    sizes = [parse_size(size) for size in args.flops_sizes]
+    dsnet_options = {**args.dsnet_options, 'fused_attention': False}
+    models = [(name, name, dsnet_options) for name in args.flops_models]
+    if args.flops_global_cap:
+        models.append((f'dsnet_small_cap{args.flops_global_cap}', 'dsnet_small',
+                       {**dsnet_options, 'max_global_tokens': args.flops_global_cap}))
+    rows = []
+    for label, name, options in models:
+        try:
+            backbone = build_backbone(name, options)
+        except TypeError as error:
+            if 'max_global_tokens' not in options:
+                raise
+            print(f'flops: no {label} row: DSNet does not take max_global_tokens ({error})')
+            continue
+        backbone.eval()  # not chained: mmdet's ResNet and Swin return None from train()
+        row = dict(what='flops', model=label, params_m=count_params_m(backbone))
+        uncounted = set()
+        start = time.perf_counter()
+        for height, width in sizes:
+            with torch.no_grad():
+                analyzer = FlopAnalyzer(backbone, (torch.randn(1, 3, height, width), ))
+                analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+                analyzer.tracer_warnings('none')
+                row[f'gflops_{height}x{width}'] = round(analyzer.total() / 1e9, 3)
+            # Operators that do multiply-adds but have no counter would make the count too low.
+            uncounted.update(op for op in analyzer.unsupported_ops()
+                             if any(word in op for word in ('attention', 'mm', 'conv', 'matmul')))
+        row['count_s'] = round(time.perf_counter() - start, 1)
+        print(f'flops: {label} counted in {row["count_s"]} s', flush=True)
+        if uncounted:
+            row['uncounted_ops'] = sorted(uncounted)
+            print(f'flops: {label}: these operators were not counted: {sorted(uncounted)}')
+        rows.append(row)
+        del backbone
+        gc.collect()
+    plot_flops(rows, sizes, flops_plot_path(args))
+    return rows
+
+
+def flops_plot_path(args):
+    if args.plot:
+        return args.plot
+    folder = os.path.dirname(args.out) if args.out else 'work_dirs'
+    return os.path.join(folder, 'flops_vs_size.png')
+
+
+def plot_flops(rows, sizes, path):
+    """Log-log plot of GFLOPs against megapixels, one line per model."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    megapixels = [height * width / 1e6 for height, width in sizes]
+    figure = Figure(figsize=(8, 5.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for row in rows:
+        gflops = [row[f'gflops_{height}x{width}'] for height, width in sizes]
+        capped = '_cap' in row['model']
+        axes.plot(megapixels, gflops, marker='o', linestyle='--' if capped else '-',
+                  label=row['model'])
+    axes.set_xscale('log')
+    axes.set_yscale('log')
+    axes.set_xticks(megapixels)
+    axes.set_xticklabels([f'{height}x{width}\n{mp:.2g} MP'
+                          for (height, width), mp in zip(sizes, megapixels)])
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel('input size (H x W, megapixels), batch 1')
+    axes.set_ylabel('GFLOPs (MMEngine counter: multiply-adds)')
+    axes.set_title('Backbone FLOPs versus input size')
+    axes.grid(True, which='both', alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    figure.savefig(path, dpi=120)
+    print(f'flops: plot written to {path}')
 
 
 def bench_resize(args, timer):
@@ -300,56 +735,22 @@ def bench_resize(args, timer):
     return rows
 
 
-def bench_detector(name, config, args, timer):
-    """One Mask R-CNN training step, as MMEngine's AmpOptimWrapper runs it."""
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.structures import InstanceData
-
-    cfg = get_config(config) if '::' in config else Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
-    model = build_in_scope('mmdet', cfg.model).to(args.device).train()
-    optim_wrapper = build_optim_wrapper(
-        model, dict(type='AmpOptimWrapper' if args.device != 'cpu' else 'OptimWrapper',
-                    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)))
-    height, width = args.det_size
-    generator = torch.Generator().manual_seed(0)
-    samples = []
-    for _ in range(2):
-        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                                             pad_shape=(height, width), scale_factor=(1., 1.),
-                                             batch_input_shape=(height, width)))
-        corners = torch.rand(8, 2, generator=generator) * torch.tensor([width / 2, height / 2])
-        boxes = torch.cat([corners, corners + torch.tensor([width / 3, height / 3])], dim=1)
-        masks = torch.zeros(8, height, width, dtype=torch.uint8)
-        for mask, (x1, y1, x2, y2) in zip(masks, boxes.int().tolist()):
-            mask[y1:y2, x1:x2] = 1
-        sample.gt_instances = InstanceData(bboxes=boxes.to(args.device),
-                                           labels=torch.randint(0, 80, (8, )).to(args.device),
-                                           masks=BitmapMasks(masks.numpy(), height, width))
-        samples.append(sample)
-    data = dict(inputs=[torch.randint(0, 256, (3, height, width), dtype=torch.uint8)] * 2,
-                data_samples=samples)
-    reset_peak_memory(args.device)
-
-    def step():
-        model.train_step(data, optim_wrapper)
-
-    seconds = timer(step)
-    return dict(what='detector', model=name, input=f'2x3x{height}x{width}',
-                step_ms=round(seconds * 1000, 2),
-                peak_gb=peak_memory_gb(args.device))
-
-
 def machine(args):
     info = dict(device=args.device, torch=torch.__version__, python=platform.python_version(),
-                cpu=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+                cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
+                threads=torch.get_num_threads())
+    try:
+        with open('/proc/meminfo') as file:
+            info['memory_gb'] = round(int(file.readline().split()[1]) / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
     if torch.device(args.device).type == 'cuda':
         info['gpu'] = torch.cuda.get_device_name()
     return info
+
+
+def settings(args):
+    return {key: value for key, value in vars(args).items() if key not in ('out', 'worker')}
 
 
 def print_table(rows):
@@ -364,23 +765,34 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker:
+        worker(args.worker)
+        return []
     timer = Timer(args.device, args.warmup, args.repeats)
-    rows = []
+    tables = []
     if 'classification' in args.what:
-        rows += [bench_classification(name, args, timer)
-                 for name in args.models or default_models()]
+        tables.append(add_releases_speedups([
+            row_or_error('classification', name, args,
+                         lambda name=name: bench_classification(name, args, timer))
+            for name in args.models or default_models()]))
     if 'dense' in args.what:
-        rows.append(bench_dense(args, timer))
+        tables.append(bench_isolated('dense', args.dense_models, args))
     if 'resize' in args.what:
-        rows += bench_resize(args, timer)
+        tables.append(bench_resize(args, timer))
     if 'detector' in args.what:
-        rows += [bench_detector(name, config, args, timer)
-                 for name, config in DETECTOR_CONFIGS.items()]
-    settings = {key: value for key, value in vars(args).items() if key != 'out'}
-    print_table(rows)
+        tables.append(bench_isolated('detector', args.det_models, args))
+    if 'flops' in args.what:
+        args.plot = flops_plot_path(args)
+        tables.append(bench_flops(args))
+    rows = []
+    for table in tables:
+        print_table(table)
+        print()
+        rows += table
     if args.out:
         with open(args.out, 'w') as file:
-            json.dump(dict(machine=machine(args), settings=settings, results=rows), file, indent=2)
+            json.dump(dict(machine=machine(args), settings=settings(args), results=rows), file,
+                      indent=2)
     return rows
 
 

@@ -17,6 +17,7 @@ is resized back up and both are fused by a 1x1 conv::
                             └─ global ─ resize ↑ ─────────────────────────────┘
                      concat ─ 1x1 ─ + residual ─ BN ─ MLP ─ + residual
 """
+import math
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -31,6 +32,7 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdsnet.registry import register_model
+from mmdsnet.models.layers import attention
 
 
 def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -42,22 +44,59 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     the mean of those 2 x 2 taps, at a fraction of the kernel's cost. It equals the kernel's
     result up to the order of the four-term sum (at most a few ulp; often bit-identical).
 
-    Upsampling is left to ``F.interpolate``: the block hands it its contiguous global tokens
-    viewed as a channels-last map, for which both the CPU and the CUDA kernels run one pass
-    over the output (the generic NCHW CUDA kernel, which loops over batch and channels in every
-    thread, is never reached).
+    A channels-last map that grows on both axes (the global stream going back up) is resized by
+    :func:`upsample_bilinear_by_matmul`; the rest by ``F.interpolate``.
     """
     height, width = x.shape[-2:]
     out_height, out_width = size
     row_factor, col_factor = height // out_height, width // out_width
-    # A trace would freeze this size-dependent choice into the graph (ONNX with dynamic shapes).
-    if (not torch.jit.is_tracing() and row_factor * out_height == height
-            and col_factor * out_width == width and row_factor % 2 == 0 and col_factor % 2 == 0):
+    # A trace would freeze these size-dependent choices into the graph (ONNX with dynamic shapes).
+    if torch.jit.is_tracing():
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    if (row_factor * out_height == height and col_factor * out_width == width
+            and row_factor % 2 == 0 and col_factor % 2 == 0):
         top, bottom = _middle_taps(x, -2, row_factor)
         top_left, top_right = _middle_taps(top, -1, col_factor)
         bottom_left, bottom_right = _middle_taps(bottom, -1, col_factor)
         return (top_left + top_right + bottom_left + bottom_right) * 0.25
+    if (out_height > height and out_width > width
+            and x.is_contiguous(memory_format=torch.channels_last)):
+        return upsample_bilinear_by_matmul(x, size)
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
+def upsample_bilinear_by_matmul(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(x, size, mode='bilinear')`` of a channels-last map as two matrix products,
+    ``rows @ x @ cols^T``, with the interpolation matrices of the kernel's sampling positions.
+
+    Bilinear interpolation is separable. As matrix products its backward pass is two more
+    matrix products; the CUDA kernel's backward instead scatters every output gradient into the
+    small map with atomic adds, (2r)^2 of them into each cell. The result is channels-last.
+    """
+    batch, channels, height, width = x.shape
+    out_height, out_width = size
+    pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view of the channels-last map
+    cols = _interpolation_matrix(width, out_width, x)
+    rows = _interpolation_matrix(height, out_height, x)
+    widened = torch.matmul(cols, pixels)  # (B, H, out_W, C)
+    out = torch.matmul(rows, widened.reshape(batch, height, out_width * channels))
+    return out.view(batch, out_height, out_width, channels).permute(0, 3, 1, 2)
+
+
+def _interpolation_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
+    """(out_size, in_size) weights of bilinear resizing along one axis, ``align_corners=False``:
+    source position ``(dst + 0.5) * in / out - 0.5``, clamped at 0, between its two neighbours."""
+    source = ((torch.arange(out_size, dtype=torch.float32, device=like.device) + 0.5) *
+              (in_size / out_size) - 0.5).clamp(min=0)
+    lower = source.floor().long().clamp(max=in_size - 1)
+    upper = (lower + 1).clamp(max=in_size - 1)
+    upper_weight = source - lower
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float32, device=like.device)
+    matrix.scatter_add_(1, lower[:, None], (1 - upper_weight)[:, None])
+    matrix.scatter_add_(1, upper[:, None], upper_weight[:, None])
+    dtype = torch.get_autocast_dtype(like.device.type) if torch.is_autocast_enabled(
+        like.device.type) else like.dtype
+    return matrix.to(dtype)
 
 
 def _middle_taps(x: torch.Tensor, dim: int,
@@ -93,20 +132,6 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(batch, num_tokens, num_heads * head_dims)
 
 
-def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,
-              dropout_p: float, fused: bool) -> torch.Tensor:
-    """softmax(query @ key^T * scale) @ value on (B, heads, N, head_dim) tensors.
-
-    ``fused`` uses :func:`torch.nn.functional.scaled_dot_product_attention`, which never
-    materialises the (Nq, Nk) weights; otherwise the weights are computed explicitly, as the
-    releases do (for checking and for exporters without the fused op).
-    """
-    if fused:
-        return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
-    weights = (query @ key.transpose(-2, -1) * scale).softmax(dim=-1)
-    return F.dropout(weights, dropout_p, training=dropout_p > 0) @ value
-
-
 def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
     """Turn ``conv(norm(x))`` into ``conv(x)`` in place, for an eval-mode BatchNorm followed by
     an unpadded 1x1 conv: the norm's per-channel affine map moves into the conv's weight and
@@ -118,6 +143,29 @@ def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
         shift = norm.bias - norm.running_mean * scale
         conv.bias.add_(conv.weight.flatten(1) @ shift)
         conv.weight.mul_(scale.view(1, -1, 1, 1))
+
+
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution (same parameters and state dict as ``nn.Conv2d(in, out, 1)``).
+
+    On a channels-last CUDA map it is computed as ``F.linear`` over the channel axis of the
+    (B, H, W, C) view: one matrix product that adds the bias in its epilogue, where cuDNN's
+    convolution writes the output and then adds the bias in a second pass over it. The output is
+    channels-last. On CPU, oneDNN's convolution already fuses the bias and was the faster one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type != 'cuda' or torch.jit.is_tracing()
+                or not x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x)
+        # Through the (out, 1, 1, in) view, the weight's gradient comes back with the strides of
+        # a channels-last weight (what DDP's gradient buckets expect, see DSNet channels_last).
+        weight = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, self.in_channels)
+        out = F.linear(x.permute(0, 2, 3, 1), weight, self.bias)
+        return out.permute(0, 3, 1, 2)
 
 
 class LocalStream(nn.Module):
@@ -189,7 +237,7 @@ class CoAttention(nn.Module):
         self.attn_drop_rate = attn_drop_rate
         self.fused_attention = fused_attention
         self.local_norm = nn.BatchNorm2d(local_channels)
-        self.local_qkv = nn.Conv2d(local_channels, 3 * local_channels, 1)
+        self.local_qkv = PointwiseConv(local_channels, 3 * local_channels)
         self.global_norm = nn.LayerNorm(global_channels)
         self.global_qkv = nn.Linear(global_channels, 3 * global_channels)
         self.local_proj = nn.Linear(local_channels, local_channels)
@@ -227,9 +275,9 @@ class ConvMlp(nn.Module):
 
     def __init__(self, channels: int, hidden_channels: int):
         super().__init__()
-        self.fc1 = nn.Conv2d(channels, hidden_channels, 1)
+        self.fc1 = PointwiseConv(channels, hidden_channels)
         self.act = nn.GELU()
-        self.fc2 = nn.Conv2d(hidden_channels, channels, 1)
+        self.fc2 = PointwiseConv(hidden_channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -252,6 +300,8 @@ class DSBlock(nn.Module):
         fused_attention (bool): Use ``scaled_dot_product_attention``. Defaults to True.
         with_cp (bool): Recompute the block in the backward pass to save memory.
             Defaults to False.
+        max_global_tokens (int, optional): Cap on the global map's tokens (see
+            :meth:`global_map_size`). Defaults to None (no cap: the published function).
     """
 
     def __init__(self,
@@ -262,23 +312,25 @@ class DSBlock(nn.Module):
                  drop_path_rate: float = 0.,
                  attn_drop_rate: float = 0.1,
                  fused_attention: bool = True,
-                 with_cp: bool = False):
+                 with_cp: bool = False,
+                 max_global_tokens: Optional[int] = None):
         super().__init__()
         self.local_channels = embed_dims // 2
         self.global_channels = embed_dims - self.local_channels
         self.global_downsample_ratio = global_downsample_ratio
+        self.max_global_tokens = max_global_tokens
         self.with_cp = with_cp
 
         self.position_encoding = nn.Conv2d(
             embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm = nn.BatchNorm2d(embed_dims)
-        self.input_proj = nn.Conv2d(embed_dims, embed_dims, 1)
+        self.input_proj = PointwiseConv(embed_dims, embed_dims)
         self.local_stream = LocalStream(self.local_channels)
         self.global_stream = GlobalSelfAttention(self.global_channels, num_heads, attn_drop_rate,
                                                  fused_attention)
         self.co_attention = CoAttention(self.local_channels, self.global_channels, num_heads,
                                         attn_drop_rate, fused_attention)
-        self.fuse_proj = nn.Conv2d(embed_dims, embed_dims, 1)
+        self.fuse_proj = PointwiseConv(embed_dims, embed_dims)
         self.mlp_norm = nn.BatchNorm2d(embed_dims)
         self.mlp = ConvMlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
@@ -302,9 +354,24 @@ class DSBlock(nn.Module):
         return self._forward(x)
 
     def global_map_size(self, height: int, width: int) -> Tuple[int, int]:
-        """The size of the global stream's map for a (height, width) block input."""
-        return (max(height // self.global_downsample_ratio, 1),
-                max(width // self.global_downsample_ratio, 1))
+        """The size of the global stream's map for a (height, width) block input:
+        ``(height // r, width // r)``, at least 1 x 1. With ``max_global_tokens`` a larger map is
+        shrunk, keeping its aspect ratio, to the largest one with at most that many tokens, so
+        the co-attention's cost grows linearly with the image instead of with its square."""
+        global_height = max(height // self.global_downsample_ratio, 1)
+        global_width = max(width // self.global_downsample_ratio, 1)
+        cap = self.max_global_tokens
+        if cap is None or global_height * global_width <= cap:
+            return global_height, global_width
+        shrink = math.sqrt(cap / (global_height * global_width))
+        global_height = max(int(global_height * shrink), 1)
+        global_width = max(int(global_width * shrink), 1)
+        while global_height * global_width > cap:  # only for a cap below the short side
+            if global_width >= global_height:
+                global_width -= 1
+            else:
+                global_height -= 1
+        return global_height, global_width
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.position_encoding(x)
@@ -379,7 +446,8 @@ class DSNet(BaseBackbone):
             with, so it is the default. ``'linear'``: the usual ramp across the whole depth.
         attn_drop_rate (float): Dropout on the attention weights of the self- and
             co-attention. Both releases hard-code 0.1 (whatever their ``attn_drop_rate`` says);
-            the default keeps that. Defaults to 0.1.
+            the default keeps that for ImageNet training. The detection configs fine-tune with
+            0, as MMDetection does for Swin and PVT. Defaults to 0.1.
         channels_last (bool): Run the stages on channels-last maps (the input is converted
             once; the outputs keep that layout, with the same values). The 1x1 convolutions
             then run as plain matrix products, and the tokens that the attention reads are
@@ -389,7 +457,18 @@ class DSNet(BaseBackbone):
         fused_attention (bool): Compute attention with
             :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
             attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
-            checking, FLOP counting and export. Defaults to True.
+            checking, FLOP counting and export. On CPU, training runs it on query blocks so
+            that every thread has backward work, and with dropout the weights are computed a
+            block of queries at a time and recomputed in the backward pass
+            (:mod:`mmdsnet.models.layers.attention_kernels`). Defaults to True.
+        max_global_tokens (int, optional): Opt-in cap on the tokens of every block's global
+            map. By default the map is ``(H // r, W // r)``, so the co-attention, which pairs
+            every local token with every global one, grows with the square of the image area
+            (1,050 global tokens at 800 x 1344, 2,048 at 1024 x 2048). A cap shrinks larger maps
+            to at most this many tokens, keeping the aspect ratio, so the cost grows linearly.
+            It loads the same weights and is the published function wherever no map exceeds the
+            cap (e.g. 49 tokens at 224); where it applies, it is a different function from the
+            one the weights were trained with. Defaults to None (no cap).
         out_norm_cfg (dict, optional): An extra norm layer built with
             :func:`mmcv.cnn.build_norm_layer` on each returned stage output, as dense-prediction
             backbones such as Swin and PVT add, e.g. ``dict(type='BN')`` or
@@ -437,6 +516,7 @@ class DSNet(BaseBackbone):
                  attn_drop_rate: float = 0.1,
                  channels_last: bool = True,
                  fused_attention: bool = True,
+                 max_global_tokens: Optional[int] = None,
                  out_norm_cfg: Union[Dict, None] = None,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
@@ -453,6 +533,10 @@ class DSNet(BaseBackbone):
             raise ValueError(f'frozen_stages must be in [-1, {self.num_stages - 1}], '
                              f'got {frozen_stages}')
         self.frozen_stages = frozen_stages
+        if max_global_tokens is not None and (not isinstance(max_global_tokens, int)
+                                              or max_global_tokens < 1):
+            raise ValueError(f'max_global_tokens must be a positive int or None, '
+                             f'got {max_global_tokens!r}')
         self.norm_eval = norm_eval
         self.channels_last = channels_last
         self.deploy = False
@@ -472,7 +556,8 @@ class DSNet(BaseBackbone):
                     mlp_ratio=arch['mlp_ratio'],
                     attn_drop_rate=attn_drop_rate,
                     fused_attention=fused_attention,
-                    with_cp=with_cp))
+                    with_cp=with_cp,
+                    max_global_tokens=max_global_tokens))
         self.final_norm = nn.BatchNorm2d(self.embed_dims[-1])
         self.out_norms = nn.ModuleList([
             build_norm_layer(out_norm_cfg, dims)[1]

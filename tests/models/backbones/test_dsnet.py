@@ -157,21 +157,43 @@ def test_channels_last_weights_get_gradients_in_their_own_layout():
 
 
 @pytest.mark.parametrize('channels_last', [True, False])
-def test_global_stream_upsamples_a_channels_last_map(monkeypatch, channels_last):
-    # The fast CPU and CUDA upsampling kernels need channels-last input; the generic CUDA one
-    # is what made the releases slow.
-    layouts = []
-    interpolate = F.interpolate
+def test_global_stream_upsamples_by_matmul(monkeypatch, channels_last):
+    # The global tokens are contiguous, so the map that goes back up is channels-last in both
+    # layouts and is resized by two matrix products (no atomic adds in the backward pass), not
+    # by F.interpolate.
+    from mmdsnet.models.backbones import dsnet
 
-    def spy(x, size, **kwargs):
-        assert tuple(size) > tuple(x.shape[-2:]), 'only the upsampling goes to F.interpolate'
-        layouts.append(x.is_contiguous(memory_format=torch.channels_last))
-        return interpolate(x, size, **kwargs)
+    sizes = []
+    upsample = dsnet.upsample_bilinear_by_matmul
 
-    monkeypatch.setattr(F, 'interpolate', spy)
+    def spy(x, size):
+        sizes.append((tuple(x.shape[-2:]), tuple(size)))
+        return upsample(x, size)
+
+    def no_interpolate(*args, **kwargs):
+        raise AssertionError('F.interpolate is not expected at these sizes')
+
+    monkeypatch.setattr(dsnet, 'upsample_bilinear_by_matmul', spy)
+    monkeypatch.setattr(F, 'interpolate', no_interpolate)
     with torch.no_grad():
         DSNet('tiny', channels_last=channels_last).eval()(torch.rand(1, 3, 64, 64))
-    assert layouts == [True] * sum(DSNet.arch_zoo['tiny']['depths'])
+    assert sizes == [((2, 2), (16, 16))] * 2 + [((2, 2), (8, 8))] * 2 + [
+        ((2, 2), (4, 4))] * 4 + [((1, 1), (2, 2))]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the linear form runs on CUDA only')
+def test_pointwise_convs_are_linear_on_channels_last_cuda_maps(monkeypatch):
+    from mmdsnet.models.backbones.dsnet import PointwiseConv
+
+    conv = PointwiseConv(6, 10).cuda().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 6, 5, 7, device='cuda', requires_grad=True)
+    expected = F.conv2d(x, conv.weight, conv.bias)
+    monkeypatch.setattr(F, 'conv2d', None)  # any convolution call would fail
+    out = conv(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out.sum().backward()
+    assert conv.weight.grad.stride() == conv.weight.stride()
 
 
 def test_channels_last_attention_reads_local_tokens_without_copy(monkeypatch):
@@ -229,8 +251,11 @@ def test_switch_to_deploy_needs_eval_mode_and_unpadded_1x1_convs():
 def test_compiles_to_one_graph(training):
     # fullgraph=True fails on any graph break, including the host syncs of .item()/.tolist();
     # dynamic shapes as detection feeds them (the resize fast path is chosen from the shape).
+    # Attention dropout is off: on CPU, eager mode draws its masks in ChunkedAttention and a
+    # compiled graph in SDPA, so the same seed gives different masks. Drop path still draws.
     torch._dynamo.reset()
-    model = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=training).train(training)
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=training,
+                  attn_drop_rate=0.).train(training)
     compiled = torch.compile(model, fullgraph=True, backend='eager', dynamic=True)
     for shape in [(2, 3, 64, 96), (1, 3, 96, 72)]:
         x = torch.rand(shape, requires_grad=training)
@@ -383,3 +408,38 @@ def test_custom_arch_dict():
         outs = model(torch.rand(1, 3, 16, 24))
     assert [tuple(out.shape) for out in outs] == [(1, 16, 4, 6), (1, 32, 2, 3)]
     assert model.stages[0].blocks[0].mlp.fc1.out_channels == 32
+
+
+def test_max_global_tokens_is_the_published_function_where_no_map_exceeds_it():
+    default = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3))).eval()
+    capped = DSNet('tiny', out_indices=(0, 1, 2, 3), max_global_tokens=49).eval()
+    capped.load_state_dict(default.state_dict())  # same weights, strictly
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        for out, expected in zip(capped(x), default(x)):
+            torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('cap, size', [(256, (200, 336)), (1024, (256, 512)), (3, (200, 336)),
+                                       (1, (64, 64))])
+def test_max_global_tokens_caps_the_grid_keeping_its_aspect(cap, size):
+    block = DSNet('tiny', max_global_tokens=cap).stages[0].blocks[0]  # r = 8
+    uncapped = (size[0] // 8, size[1] // 8)
+    height, width = block.global_map_size(*size)
+    assert 1 <= height * width <= cap < uncapped[0] * uncapped[1]
+    if min(height, width) > 4:
+        assert abs(width / height - uncapped[1] / uncapped[0]) < 0.15
+    assert (height + 1) * (width + 1) > cap  # the largest such grid, up to rounding
+
+
+def test_max_global_tokens_runs_at_dense_sizes_with_the_same_output_shapes():
+    capped = DSNet('tiny', out_indices=(0, 1, 2, 3), max_global_tokens=8)
+    default = DSNet('tiny', out_indices=(0, 1, 2, 3))
+    x = torch.rand(1, 3, 160, 256)
+    assert [o.shape for o in capped(x)] == [o.shape for o in default(x)]
+
+
+@pytest.mark.parametrize('cap', [0, -5, 2.5, '64'])
+def test_max_global_tokens_must_be_a_positive_int(cap):
+    with pytest.raises(ValueError, match='max_global_tokens'):
+        DSNet('tiny', max_global_tokens=cap)

@@ -1,0 +1,199 @@
+"""Multi-head attention ``softmax(q k^T * scale) v`` for DSNet, with a kernel chosen per case.
+
+DSNet's co-attention pairs every full-resolution local token with every global token. At
+detection sizes (800 x 1344) that is a 67,200 x 1,050 weight matrix per block and direction in
+stage 1, so how the weights are computed decides the backbone's memory and much of its time:
+
+- Without dropout, and on CUDA, and in any traced or compiled graph:
+  :func:`torch.nn.functional.scaled_dot_product_attention`, whose flash / memory-efficient
+  kernels never materialise the weights.
+- CPU training without dropout: the same kernel on query blocks stacked along the batch axis
+  (:func:`query_split_attention`). PyTorch's CPU flash backward runs one thread per
+  (image, head) pair, so with one image and one head (stage 1 of a detector) it used one core;
+  the blocks give every core work. Each query row's result is unchanged; the key and value
+  gradients are summed over the blocks.
+- CPU with dropout (training at the releases' 0.1): :class:`ChunkedAttention`. PyTorch's fused
+  CPU kernel cannot apply dropout, and SDPA then falls back to materialising every weight
+  matrix (17 GB for DSNet-S's forward and backward at 800 x 1344). The chunked kernel computes
+  the weights a block of queries at a time and recomputes them in the backward pass, so its
+  memory is one block.
+
+All paths compute the same function up to float rounding; with dropout they draw different
+(equally distributed) masks.
+"""
+import torch
+import torch.nn.functional as F
+
+#: Elements of the (groups, queries, keys) weight block that :class:`ChunkedAttention` holds at
+#: once: 2**20 floats (4 MiB) keeps a block and its softmax in a CPU's L2/L3 caches while the
+#: matrix products stay large enough to run at full speed.
+CHUNK_ELEMENTS = 2**20
+
+#: Fewest query rows per block of :func:`query_split_attention`, so that padding and per-block
+#: overhead stay small.
+MIN_QUERY_BLOCK_ROWS = 64
+
+
+def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,
+              dropout_p: float, fused: bool) -> torch.Tensor:
+    """softmax(query @ key^T * scale) @ value on (B, heads, N, head_dim) tensors.
+
+    Args:
+        query (Tensor): (B, heads, Nq, head_dim).
+        key (Tensor): (B, heads, Nk, head_dim).
+        value (Tensor): (B, heads, Nk, head_dim).
+        scale (float): Multiplies the logits.
+        dropout_p (float): Dropout on the attention weights (0 in eval mode).
+        fused (bool): Never materialise the full weights (see the module docstring for the
+            kernel used). False computes them explicitly, as the releases do, for checking, FLOP
+            counting and exporters without the fused op.
+
+    Returns:
+        Tensor: (B, heads, Nq, head_dim).
+    """
+    if not fused:
+        weights = (query @ key.transpose(-2, -1) * scale).softmax(dim=-1)
+        return F.dropout(weights, dropout_p, training=dropout_p > 0) @ value
+    if _eager_cpu(query):
+        if dropout_p > 0:
+            return chunked_attention(query, key, value, scale, dropout_p)
+        blocks = _backward_query_blocks(query, key, value)
+        if blocks > 1:
+            return query_split_attention(query, key, value, scale, blocks)
+    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
+
+
+def _eager_cpu(query: torch.Tensor) -> bool:
+    return (query.device.type == 'cpu' and query.dtype in (torch.float32, torch.float64)
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not _is_compiling())
+
+
+def _backward_query_blocks(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> int:
+    """How many query blocks give each CPU thread about 4 (image, head, block) work items in
+    the flash backward; 1 when no gradient is needed or the (image, head) pairs suffice."""
+    if not (torch.is_grad_enabled() and any(x.requires_grad for x in (query, key, value))):
+        return 1
+    pairs = query.shape[:-2].numel()
+    wanted = 4 * torch.get_num_threads()
+    if pairs >= wanted:
+        return 1
+    return max(1, min(-(-wanted // pairs), query.shape[-2] // MIN_QUERY_BLOCK_ROWS))
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, 'compiler', None)
+    return compiler is not None and compiler.is_compiling()
+
+
+def query_split_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          scale: float, blocks: int) -> torch.Tensor:
+    """:func:`attention` without dropout, with the queries cut into ``blocks`` equal blocks
+    (zero-padded) that SDPA sees as separate images sharing the keys and values; same shapes."""
+    *batch_dims, num_queries, head_dims = query.shape
+    pairs = query.shape[:-2].numel()
+    rows = -(-num_queries // blocks)
+    query = F.pad(query.reshape(pairs, num_queries, head_dims),
+                  (0, 0, 0, rows * blocks - num_queries))
+    query = query.view(pairs, blocks, rows, head_dims).transpose(0, 1)
+    key = key.reshape(1, pairs, *key.shape[-2:]).expand(blocks, -1, -1, -1)
+    value = value.reshape(1, pairs, *value.shape[-2:]).expand(blocks, -1, -1, -1)
+    out = F.scaled_dot_product_attention(query, key, value, scale=scale)
+    out = out.transpose(0, 1).reshape(pairs, rows * blocks, value.shape[-1])[:, :num_queries]
+    return out.reshape(*batch_dims, num_queries, value.shape[-1])
+
+
+def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      scale: float, dropout_p: float = 0.,
+                      chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+    """:func:`attention` through :class:`ChunkedAttention`; same shapes."""
+    *batch_dims, num_queries, head_dims = query.shape
+    groups = query.shape[:-2].numel()
+    out = ChunkedAttention.apply(
+        query.reshape(groups, num_queries, head_dims),
+        key.reshape(groups, key.shape[-2], head_dims),
+        value.reshape(groups, value.shape[-2], value.shape[-1]), scale, dropout_p,
+        chunk_elements)
+    return out.view(*batch_dims, num_queries, value.shape[-1])
+
+
+class ChunkedAttention(torch.autograd.Function):
+    """Attention on (G, N, head_dim) tensors, a block of queries at a time, recomputing the
+    weights in the backward pass instead of storing them.
+
+    Saved for backward: the inputs and the output (as a fused kernel saves), plus one integer
+    seed when there is dropout. Every query block draws its dropout mask from its own generator
+    seeded with ``seed + block index``, so the backward pass regenerates exactly the masks of the
+    forward pass; the seed itself comes from the global generator, so ``torch.manual_seed`` and
+    checkpointed RNG states make dropout reproducible as usual.
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, value, scale, dropout_p, chunk_elements):
+        seed = _draw_seed() if dropout_p > 0 else 0
+        out = query.new_empty(*query.shape[:-1], value.shape[-1])
+        for index, rows in enumerate(_query_blocks(query, key, chunk_elements)):
+            weights = _block_weights(query[:, rows], key, scale)
+            if dropout_p > 0:
+                weights = _drop(weights, dropout_p, seed + index)
+            torch.bmm(weights, value, out=out[:, rows])
+        ctx.save_for_backward(query, key, value, out)
+        ctx.scale, ctx.dropout_p, ctx.seed, ctx.chunk_elements = (scale, dropout_p, seed,
+                                                                  chunk_elements)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        query, key, value, out = ctx.saved_tensors
+        scale, dropout_p = ctx.scale, ctx.dropout_p
+        grad_out = grad_out.contiguous()
+        grad_query = torch.empty_like(query)
+        grad_key = torch.zeros_like(key)
+        grad_value = torch.zeros_like(value)
+        # softmax backward needs rowsum(weights * grad_weights), which equals
+        # rowsum(grad_out * out): (G, Nq) work instead of (G, Nq, Nk).
+        row_dots = (grad_out * out).sum(dim=-1, keepdim=True)
+        for index, rows in enumerate(_query_blocks(query, key, ctx.chunk_elements)):
+            query_block, grad_out_block = query[:, rows], grad_out[:, rows]
+            weights = _block_weights(query_block, key, scale)
+            grad_weights = torch.bmm(grad_out_block, value.transpose(1, 2))
+            if dropout_p > 0:
+                kept = _keep_mask(weights, dropout_p, ctx.seed + index)
+                kept_weights = weights * kept * (1 / (1 - dropout_p))
+                grad_value.baddbmm_(kept_weights.transpose(1, 2), grad_out_block)
+                grad_weights.mul_(kept).mul_(1 / (1 - dropout_p))
+            else:
+                grad_value.baddbmm_(weights.transpose(1, 2), grad_out_block)
+            grad_logits = grad_weights.sub_(row_dots[:, rows]).mul_(weights)
+            torch.bmm(grad_logits, key, out=grad_query[:, rows]).mul_(scale)
+            grad_key.baddbmm_(grad_logits.transpose(1, 2), query_block, alpha=scale)
+        return grad_query, grad_key, grad_value, None, None, None
+
+
+def _query_blocks(query: torch.Tensor, key: torch.Tensor, chunk_elements: int):
+    """Slices of the query axis whose (G, rows, Nk) weight block has at most ``chunk_elements``
+    elements (at least one row)."""
+    groups, num_queries = query.shape[:2]
+    rows = max(1, chunk_elements // max(1, groups * key.shape[1]))
+    return [slice(start, min(start + rows, num_queries)) for start in range(0, num_queries, rows)]
+
+
+def _block_weights(query_block: torch.Tensor, key: torch.Tensor, scale: float) -> torch.Tensor:
+    logits = torch.baddbmm(query_block.new_empty(()), query_block, key.transpose(1, 2), beta=0,
+                           alpha=scale)
+    return logits.softmax(dim=-1)
+
+
+def _draw_seed() -> int:
+    return int(torch.randint(2**62, (), dtype=torch.int64))
+
+
+def _keep_mask(weights: torch.Tensor, dropout_p: float, seed: int) -> torch.Tensor:
+    generator = torch.Generator(device=weights.device).manual_seed(seed)
+    return torch.rand(weights.shape, generator=generator, device=weights.device,
+                      dtype=weights.dtype) >= dropout_p
+
+
+def _drop(weights: torch.Tensor, dropout_p: float, seed: int) -> torch.Tensor:
+    return weights * _keep_mask(weights, dropout_p, seed) * (1 / (1 - dropout_p))

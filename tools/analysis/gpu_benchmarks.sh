@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md, measured in one call on a machine without network access
+# whose python3 already has torch (CUDA), timm and nvcc: the lent H100/H200.
+#
+#   bash tools/analysis/gpu_benchmarks.sh OUT_DIR [STEP...]
+#
+# STEPs (default: all, in this order): block_kernels classification dense resize profile compile
+# tests detector. Without detector, mmcv's CUDA ops are not built.
+#
+# Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
+# small dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
+# (mmcv-2.1.0.tar.gz). Only the Mask R-CNN step runs mmcv's compiled ops, and building them with
+# CUDA takes about 5 minutes, so the build runs in the background on the cores that the
+# benchmarks leave free, while classification and the backbones run against mmcv's Python code
+# with a placeholder for the compiled module (mmdet imports mmcv.ops; any call of an op would
+# raise). Each step has its own time limit; OUT_DIR gets one JSON per step and run.log.
+set -uo pipefail
+
+OUT_DIR="${1:?usage: gpu_benchmarks.sh OUT_DIR [STEP...]}"
+shift
+STEPS=" ${*:-block_kernels classification dense resize profile compile tests detector} "
+wanted() { [[ "$STEPS" == *" $1 "* ]]; }
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PY="${PYTHON:-python3}"
+SITE=/tmp/mmdsnet_site
+BUILD=/tmp/mmdsnet_mmcv
+BENCH_CORES=0-3
+BUILD_CORES=4-$(($(nproc) - 1))
+mkdir -p "$OUT_DIR" "$SITE" "$BUILD"
+LOG="$OUT_DIR/run.log"
+exec > >(tee -a "$LOG") 2>&1
+cd "$ROOT"
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+# run NAME SECONDS MMCV_DIR ARGS...: benchmark.py on the benchmark cores, JSON to OUT_DIR/NAME.json
+run() {
+  local name="$1" limit="$2" mmcv_dir="$3"; shift 3
+  log "start $name"
+  PYTHONPATH="$mmcv_dir:$SITE:$ROOT" PYTHONUNBUFFERED=1 timeout "$limit" \
+    taskset -c "$BENCH_CORES" "$PY" tools/analysis/benchmark.py --device cuda \
+    --out "$OUT_DIR/$name.json" "$@"
+  log "end $name (exit $?)"
+}
+
+# build_mmcv DIR JOBS: mmcv 2.1.0 with its CUDA ops, installed into DIR/site
+build_mmcv() {
+  local dir="$1" jobs="$2"
+  mkdir -p "$dir/src" && tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$dir/src" --strip-components=1
+  # torch >= 2.6 headers refuse anything older than C++20 (as in tools/install.sh).
+  sed -i 's/-std=c++17/-std=c++20/g; s/c++14/c++20/g' "$dir/src/setup.py"
+  (cd "$dir/src" && PYTHONPATH="$SITE" MMCV_WITH_OPS=1 FORCE_CUDA=1 \
+     TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="$jobs" \
+     "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$dir" . >"$dir/build.log" 2>&1 \
+   && "$PY" -m pip install -q --no-index --no-deps --target "$dir/site" "$dir"/mmcv-*.whl) \
+    || { log "mmcv build in $dir failed:"; grep -E 'error' "$dir/build.log" | tail -n 20; return 1; }
+}
+
+log "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl || exit 1
+"$PY" -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)'
+
+log "mmcv with CUDA ops, in the background on cores $BUILD_CORES"
+if ! wanted detector || [ -n "$(ls "$BUILD"/cuda/site/mmcv/_ext*.so 2>/dev/null)" ]; then
+  cuda_build=
+else
+  taskset -c "$BUILD_CORES" bash -c "$(declare -f log build_mmcv); SITE=$SITE PY=$PY; \
+    build_mmcv $BUILD/cuda $(($(nproc) - 4))" &
+  cuda_build=$!
+fi
+
+NO_OPS="$BUILD/no_ops/site"
+mkdir -p "$NO_OPS" && tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$NO_OPS" --strip-components=1 \
+  mmcv-2.1.0/mmcv
+cat >"$NO_OPS/mmcv/_ext.py" <<'EOF_STUB'
+"""Placeholder for mmcv's compiled ops while they build: importable, and any call raises."""
+
+
+def __getattr__(name):
+    def not_built(*args, **kwargs):
+        raise RuntimeError(f'mmcv op {name} is not built in this environment')
+    return not_built
+EOF_STUB
+
+if wanted block_kernels; then
+  log "start block_kernels"
+  PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 120 taskset -c "$BENCH_CORES" "$PY" \
+    tools/analysis/block_kernels.py --device cuda --dtype bf16 --profile \
+    --out "$OUT_DIR/block_kernels.json"
+  log "end block_kernels (exit $?)"
+fi
+wanted classification && run classification 200 "$NO_OPS" --what classification --dtype bf16 \
+  --batch 256 --train-batch 128 --models ${CLASSIFICATION_MODELS:-dsnet_tiny dsnet_small \
+  dsnet_base dsnet_small_releases resnet50 swin_tiny_patch4_window7_224 pvt_v2_b2 convnext_tiny \
+  deit_small_patch16_224}
+if wanted dense; then
+  run dense_bf16 120 "$NO_OPS" --what dense --dtype bf16 --dense-batch 2 \
+    --dense-models dsnet_tiny dsnet_small dsnet_small_releases resnet50 swin_tiny pvt_v2_b2
+  run dense_fp32 90 "$NO_OPS" --what dense --dtype fp32 --dense-batch 2
+fi
+wanted resize && run resize 30 "$NO_OPS" --what resize --dtype bf16 --batch 256
+wanted profile && run profile 60 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
+  --train-batch 128 --models dsnet_small --profile --repeats 5
+wanted compile && run compile 150 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
+  --skip-train --models dsnet_small swin_tiny_patch4_window7_224 --compile
+if wanted tests; then
+  log "start tests: the kernel-choice tests on this machine (the CUDA ones included)"
+  PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 150 "$PY" -m pytest -q -p no:cacheprovider \
+    tests/models/layers tests/models/backbones/test_dsnet.py \
+    -k "attention or pointwise or resize or upsample or channels_last" 2>&1 | tail -n 15
+  log "end tests"
+fi
+
+if [ -n "$cuda_build" ]; then
+  log "waiting for the CUDA build"
+  wait "$cuda_build" || exit 1
+fi
+wanted detector && run detector 150 "$BUILD/cuda/site" --what detector --det-batch 2
+log "done"
