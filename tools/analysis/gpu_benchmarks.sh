@@ -4,7 +4,7 @@
 #
 #   bash tools/analysis/gpu_benchmarks.sh OUT_DIR [STEP...]
 #
-# STEPs (default: all, in this order): block_kernels classification dense resize profile compile
+# STEPs (default: all, in this order): classification dense resize profile compile
 # tests detector. Without detector, mmcv's CUDA ops are not built.
 #
 # Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
@@ -18,7 +18,7 @@ set -uo pipefail
 
 OUT_DIR="${1:?usage: gpu_benchmarks.sh OUT_DIR [STEP...]}"
 shift
-STEPS=" ${*:-block_kernels classification dense resize profile compile tests detector} "
+STEPS=" ${*:-classification dense resize profile compile tests detector} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -82,13 +82,6 @@ def __getattr__(name):
     return not_built
 EOF_STUB
 
-if wanted block_kernels; then
-  log "start block_kernels"
-  PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 120 taskset -c "$BENCH_CORES" "$PY" \
-    tools/analysis/block_kernels.py --device cuda --dtype bf16 --profile \
-    --out "$OUT_DIR/block_kernels.json"
-  log "end block_kernels (exit $?)"
-fi
 wanted classification && run classification 200 "$NO_OPS" --what classification --dtype bf16 \
   --batch 256 --train-batch 128 --models ${CLASSIFICATION_MODELS:-dsnet_tiny dsnet_small \
   dsnet_base dsnet_small_releases resnet50 swin_tiny_patch4_window7_224 pvt_v2_b2 convnext_tiny \
@@ -104,10 +97,10 @@ wanted profile && run profile 60 "$NO_OPS" --what classification --dtype bf16 --
 wanted compile && run compile 150 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
   --skip-train --models dsnet_small swin_tiny_patch4_window7_224 --compile
 if wanted tests; then
-  log "start tests: the kernel-choice tests on this machine (the CUDA ones included)"
+  log "start tests: the attention, resize and layout tests on this machine"
   PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 150 "$PY" -m pytest -q -p no:cacheprovider \
     tests/models/layers tests/models/backbones/test_dsnet.py \
-    -k "attention or pointwise or resize or upsample or channels_last" 2>&1 | tail -n 15
+    -k "attention or resize or upsample or channels_last" 2>&1 | tail -n 15
   log "end tests"
 fi
 

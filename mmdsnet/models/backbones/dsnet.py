@@ -44,59 +44,22 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     the mean of those 2 x 2 taps, at a fraction of the kernel's cost. It equals the kernel's
     result up to the order of the four-term sum (at most a few ulp; often bit-identical).
 
-    A channels-last map that grows on both axes (the global stream going back up) is resized by
-    :func:`upsample_bilinear_by_matmul`; the rest by ``F.interpolate``.
+    Upsampling is left to ``F.interpolate``: the block hands it its contiguous global tokens
+    viewed as a channels-last map, for which both the CPU and the CUDA kernels run one pass
+    over the output (the generic NCHW CUDA kernel, which loops over batch and channels in every
+    thread, is never reached).
     """
     height, width = x.shape[-2:]
     out_height, out_width = size
     row_factor, col_factor = height // out_height, width // out_width
-    # A trace would freeze these size-dependent choices into the graph (ONNX with dynamic shapes).
-    if torch.jit.is_tracing():
-        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-    if (row_factor * out_height == height and col_factor * out_width == width
-            and row_factor % 2 == 0 and col_factor % 2 == 0):
+    # A trace would freeze this size-dependent choice into the graph (ONNX with dynamic shapes).
+    if (not torch.jit.is_tracing() and row_factor * out_height == height
+            and col_factor * out_width == width and row_factor % 2 == 0 and col_factor % 2 == 0):
         top, bottom = _middle_taps(x, -2, row_factor)
         top_left, top_right = _middle_taps(top, -1, col_factor)
         bottom_left, bottom_right = _middle_taps(bottom, -1, col_factor)
         return (top_left + top_right + bottom_left + bottom_right) * 0.25
-    if (out_height > height and out_width > width
-            and x.is_contiguous(memory_format=torch.channels_last)):
-        return upsample_bilinear_by_matmul(x, size)
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-
-
-def upsample_bilinear_by_matmul(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """``F.interpolate(x, size, mode='bilinear')`` of a channels-last map as two matrix products,
-    ``rows @ x @ cols^T``, with the interpolation matrices of the kernel's sampling positions.
-
-    Bilinear interpolation is separable. As matrix products its backward pass is two more
-    matrix products; the CUDA kernel's backward instead scatters every output gradient into the
-    small map with atomic adds, (2r)^2 of them into each cell. The result is channels-last.
-    """
-    batch, channels, height, width = x.shape
-    out_height, out_width = size
-    pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view of the channels-last map
-    cols = _interpolation_matrix(width, out_width, x)
-    rows = _interpolation_matrix(height, out_height, x)
-    widened = torch.matmul(cols, pixels)  # (B, H, out_W, C)
-    out = torch.matmul(rows, widened.reshape(batch, height, out_width * channels))
-    return out.view(batch, out_height, out_width, channels).permute(0, 3, 1, 2)
-
-
-def _interpolation_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
-    """(out_size, in_size) weights of bilinear resizing along one axis, ``align_corners=False``:
-    source position ``(dst + 0.5) * in / out - 0.5``, clamped at 0, between its two neighbours."""
-    source = ((torch.arange(out_size, dtype=torch.float32, device=like.device) + 0.5) *
-              (in_size / out_size) - 0.5).clamp(min=0)
-    lower = source.floor().long().clamp(max=in_size - 1)
-    upper = (lower + 1).clamp(max=in_size - 1)
-    upper_weight = source - lower
-    matrix = torch.zeros(out_size, in_size, dtype=torch.float32, device=like.device)
-    matrix.scatter_add_(1, lower[:, None], (1 - upper_weight)[:, None])
-    matrix.scatter_add_(1, upper[:, None], upper_weight[:, None])
-    dtype = torch.get_autocast_dtype(like.device.type) if torch.is_autocast_enabled(
-        like.device.type) else like.dtype
-    return matrix.to(dtype)
 
 
 def _middle_taps(x: torch.Tensor, dim: int,
@@ -143,29 +106,6 @@ def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
         shift = norm.bias - norm.running_mean * scale
         conv.bias.add_(conv.weight.flatten(1) @ shift)
         conv.weight.mul_(scale.view(1, -1, 1, 1))
-
-
-class PointwiseConv(nn.Conv2d):
-    """A 1x1 convolution (same parameters and state dict as ``nn.Conv2d(in, out, 1)``).
-
-    On a channels-last CUDA map it is computed as ``F.linear`` over the channel axis of the
-    (B, H, W, C) view: one matrix product that adds the bias in its epilogue, where cuDNN's
-    convolution writes the output and then adds the bias in a second pass over it. The output is
-    channels-last. On CPU, oneDNN's convolution already fuses the bias and was the faster one.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(in_channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (x.device.type != 'cuda' or torch.jit.is_tracing()
-                or not x.is_contiguous(memory_format=torch.channels_last)):
-            return super().forward(x)
-        # Through the (out, 1, 1, in) view, the weight's gradient comes back with the strides of
-        # a channels-last weight (what DDP's gradient buckets expect, see DSNet channels_last).
-        weight = self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, self.in_channels)
-        out = F.linear(x.permute(0, 2, 3, 1), weight, self.bias)
-        return out.permute(0, 3, 1, 2)
 
 
 class LocalStream(nn.Module):
@@ -237,7 +177,7 @@ class CoAttention(nn.Module):
         self.attn_drop_rate = attn_drop_rate
         self.fused_attention = fused_attention
         self.local_norm = nn.BatchNorm2d(local_channels)
-        self.local_qkv = PointwiseConv(local_channels, 3 * local_channels)
+        self.local_qkv = nn.Conv2d(local_channels, 3 * local_channels, 1)
         self.global_norm = nn.LayerNorm(global_channels)
         self.global_qkv = nn.Linear(global_channels, 3 * global_channels)
         self.local_proj = nn.Linear(local_channels, local_channels)
@@ -275,9 +215,9 @@ class ConvMlp(nn.Module):
 
     def __init__(self, channels: int, hidden_channels: int):
         super().__init__()
-        self.fc1 = PointwiseConv(channels, hidden_channels)
+        self.fc1 = nn.Conv2d(channels, hidden_channels, 1)
         self.act = nn.GELU()
-        self.fc2 = PointwiseConv(hidden_channels, channels)
+        self.fc2 = nn.Conv2d(hidden_channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -324,13 +264,13 @@ class DSBlock(nn.Module):
         self.position_encoding = nn.Conv2d(
             embed_dims, embed_dims, 3, padding=1, groups=embed_dims)
         self.norm = nn.BatchNorm2d(embed_dims)
-        self.input_proj = PointwiseConv(embed_dims, embed_dims)
+        self.input_proj = nn.Conv2d(embed_dims, embed_dims, 1)
         self.local_stream = LocalStream(self.local_channels)
         self.global_stream = GlobalSelfAttention(self.global_channels, num_heads, attn_drop_rate,
                                                  fused_attention)
         self.co_attention = CoAttention(self.local_channels, self.global_channels, num_heads,
                                         attn_drop_rate, fused_attention)
-        self.fuse_proj = PointwiseConv(embed_dims, embed_dims)
+        self.fuse_proj = nn.Conv2d(embed_dims, embed_dims, 1)
         self.mlp_norm = nn.BatchNorm2d(embed_dims)
         self.mlp = ConvMlp(embed_dims, int(embed_dims * mlp_ratio))
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
