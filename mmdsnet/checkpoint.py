@@ -16,13 +16,22 @@ with an unpickler that rebuilds numpy arrays and nothing else.
 
 Every refusal raises :class:`UnsafeCheckpointError` naming the file and what was refused;
 nothing here falls back to unrestricted unpickling.
+
+Files are written atomically (:func:`write_bytes_atomically`), and every checkpoint written here
+(:func:`save_torch_file`, which MMEngine's checkpoint saving goes through after
+``import mmdsnet``) records the SHA-256 of its bytes in the zip comment at its end, where
+``torch.load`` and any zip reader ignore it; :func:`load_torch_file` checks it before
+unpickling anything and raises :class:`DamagedCheckpointError` on a mismatch.
 """
 import argparse
+import contextlib
+import hashlib
 import io
 import os
 import os.path as osp
 import pickle
-from typing import Any, Dict
+import re
+from typing import Any, BinaryIO, Dict, Optional
 
 import numpy as np
 import torch
@@ -30,6 +39,11 @@ import torch
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A weight file asks to rebuild an object that is not on the allowlist."""
+
+
+class DamagedCheckpointError(ValueError):
+    """A weight file is not an intact checkpoint: changed since it was written, truncated, or
+    not a checkpoint at all."""
 
 
 def _numpy_globals():
@@ -63,6 +77,10 @@ def checkpoint_safe_globals():
 def load_torch_file(filename: str, map_location: Any = 'cpu') -> Any:
     """Load a torch pickle with ``weights_only=True`` and the checkpoint allowlist.
 
+    A file that records a checksum (:func:`save_torch_file`) is verified first, so a damaged one
+    is refused before anything is unpickled or any weights are touched; files without one (older
+    runs, release weights) load as they are.
+
     Args:
         filename (str): Path of a ``.pth`` file (``~`` is expanded).
         map_location: Passed to :func:`torch.load`. Defaults to ``'cpu'``.
@@ -70,26 +88,31 @@ def load_torch_file(filename: str, map_location: Any = 'cpu') -> Any:
     Raises:
         FileNotFoundError: The file does not exist.
         UnsafeCheckpointError: The file needs an object outside the allowlist.
-        ValueError: The file is not a torch checkpoint (truncated or another format).
+        DamagedCheckpointError: The file does not match its checksum, or is not a torch
+            checkpoint (truncated or another format). A ``ValueError``.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
+    verify_checksum(filename)
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if 'Weights only load failed' not in str(err):
-            raise ValueError(f'{filename!r} is not a readable torch checkpoint: {err}') from None
+        not_a_pickle = re.search(r'Unsupported operand \d+', str(err))
+        if 'Weights only load failed' not in str(err) or not_a_pickle:
+            raise DamagedCheckpointError(
+                f'{filename!r} is not a readable torch checkpoint (truncated or another format): '
+                f'{not_a_pickle.group() if not_a_pickle else err}') from None
         refused = _refusal_reason(str(err))
         raise UnsafeCheckpointError(
             f'refused to load {filename!r}: {refused}. Loading it would require unpickling an '
             'object that mmdsnet does not allow in weight files, which could run arbitrary code. '
             'If you wrote this file yourself and trust it, re-save its tensors as a plain '
             'state dict.') from None
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f'{filename!r} is not a readable torch checkpoint '
-                         f'(truncated or another format): {err}') from None
+    except (RuntimeError, EOFError, OSError) as err:  # torch's zip reader: EINVAL when cut off
+        raise DamagedCheckpointError(f'{filename!r} is not a readable torch checkpoint '
+                                     f'(truncated or another format): {err}') from None
 
 
 def _refusal_reason(message: str) -> str:
@@ -162,27 +185,105 @@ def load_pdparams(filename: str) -> Dict[str, np.ndarray]:
     return state
 
 
+# A torch checkpoint is a zip archive, which ends with a 22-byte "end of central directory"
+# record whose last two bytes give the length of an archive comment that follows it.
+_END_OF_ZIP = b'PK\x05\x06'
+_END_OF_ZIP_SIZE = 22
+_CHECKSUM_TAG = b'mmdsnet-sha256:'
+_CHECKSUM_COMMENT_SIZE = len(_CHECKSUM_TAG) + 64
+
+
+def _stamp_checksum(buffer: io.BytesIO, filename: str) -> None:
+    """Append the SHA-256 of the archive ``torch.save`` wrote into ``buffer`` as its comment."""
+    data = buffer.getbuffer()
+    if data[-_END_OF_ZIP_SIZE:-_END_OF_ZIP_SIZE + 4] != _END_OF_ZIP or data[-2:] != b'\0\0':
+        raise ValueError(f'cannot record a checksum in {filename!r}: torch.save did not write '
+                         'a zip archive without comment (was _use_new_zipfile_serialization '
+                         'turned off?)')
+    comment = _CHECKSUM_TAG + hashlib.sha256(data).hexdigest().encode()
+    del data  # a BytesIO cannot be written to while a view of it exists
+    buffer.seek(-2, io.SEEK_END)
+    buffer.write(len(comment).to_bytes(2, 'little') + comment)
+
+
+def _recorded_checksum(file: BinaryIO, size: int) -> Optional[str]:
+    """The SHA-256 that :func:`_stamp_checksum` recorded at the end of ``file``, if any."""
+    if size < _END_OF_ZIP_SIZE + _CHECKSUM_COMMENT_SIZE:
+        return None
+    file.seek(size - _END_OF_ZIP_SIZE - _CHECKSUM_COMMENT_SIZE)
+    end, comment = file.read(_END_OF_ZIP_SIZE), file.read()
+    if (end[:4] != _END_OF_ZIP or int.from_bytes(end[-2:], 'little') != _CHECKSUM_COMMENT_SIZE
+            or not comment.startswith(_CHECKSUM_TAG)):
+        return None
+    return comment[len(_CHECKSUM_TAG):].decode('ascii', errors='replace')
+
+
+def verify_checksum(filename: str) -> bool:
+    """Check a file against the checksum it records; ``False`` when it records none.
+
+    The checksum covers every byte ``torch.save`` wrote, that is the file with the comment that
+    holds the checksum taken off again.
+
+    Raises:
+        DamagedCheckpointError: The file's bytes do not match its checksum.
+    """
+    with open(filename, 'rb') as file:
+        size = os.fstat(file.fileno()).st_size
+        recorded = _recorded_checksum(file, size)
+        if recorded is None:
+            return False
+        digest = hashlib.sha256()
+        file.seek(0)
+        remaining = size - _CHECKSUM_COMMENT_SIZE - 2  # up to the comment length field
+        while remaining > 0:
+            chunk = file.read(min(remaining, 1 << 20))
+            if not chunk:  # shortened while being read: the digest cannot match
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+        digest.update(b'\0\0')  # the comment length torch.save wrote
+    if digest.hexdigest() != recorded:
+        raise DamagedCheckpointError(
+            f'{filename!r} is damaged: its bytes do not match the SHA-256 checksum recorded when '
+            f'it was written (recorded {recorded[:16]}..., now {digest.hexdigest()[:16]}...). It '
+            'changed after it was saved (bit rot, a disk or network error, an interrupted copy). '
+            'Nothing was loaded from it; use an intact copy or an earlier checkpoint '
+            '(--resume PATH).')
+    return True
+
+
 def write_bytes_atomically(data: bytes, filename: str) -> None:
     """Write ``data`` to a temporary file beside ``filename``, then rename it into place.
 
     A crash or kill during the write leaves the previous file (or none), never a truncated one.
+    A failed write (disk full, I/O error, no permission) raises an ``OSError`` of the same errno
+    naming ``filename`` and the cause, with the previous file untouched and the temporary file
+    removed.
     """
     directory = osp.dirname(osp.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
     tmp = osp.join(directory, f'.{osp.basename(filename)}.{os.getpid()}.tmp')
     try:
+        os.makedirs(directory, exist_ok=True)
         with open(tmp, 'wb') as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, filename)
+    except OSError as err:
+        raise OSError(
+            err.errno, f'could not write {filename!r}: {err.strerror or err}. The file is as it '
+            'was before this write, and no partial file is left. Free space on that disk or fix '
+            'its permissions, then run again (training: --resume continues from the last '
+            'checkpoint written)') from err
     finally:
-        if osp.exists(tmp):
+        with contextlib.suppress(OSError):
             os.remove(tmp)
 
 
 def save_torch_file(obj: Any, filename: str) -> None:
-    """``torch.save`` ``obj`` to ``filename`` atomically (see :func:`write_bytes_atomically`)."""
+    """``torch.save`` ``obj`` to ``filename`` atomically (see :func:`write_bytes_atomically`),
+    recording the checksum of the bytes that :func:`load_torch_file` verifies."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    write_bytes_atomically(buffer.getvalue(), filename)
+    _stamp_checksum(buffer, filename)
+    write_bytes_atomically(buffer.getbuffer(), filename)

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from .checkpoint import load_torch_file, write_bytes_atomically
+from .checkpoint import load_torch_file, save_torch_file, write_bytes_atomically
 
 
 def load_from_local(filename, map_location=None):
@@ -42,6 +42,32 @@ def _write_local_files_atomically():
         write_bytes_atomically(obj, str(filepath))
 
     LocalBackend.put = put
+
+
+def _record_checksums_in_checkpoints():
+    """MMEngine's checkpoints hold nothing that tells a damaged file (bit rot, a truncated copy)
+    from an intact one, so ``--resume`` or ``load_from`` could train on from garbage. Local
+    checkpoints are now written by :func:`mmdsnet.checkpoint.save_torch_file`, which records
+    their SHA-256; :func:`mmdsnet.checkpoint.load_torch_file` verifies it."""
+    import mmengine.runner
+    import mmengine.runner.checkpoint as checkpoint_module
+    import mmengine.runner.runner as runner_module
+    from mmengine.fileio import LocalBackend, get_file_backend
+
+    save_elsewhere = checkpoint_module.save_checkpoint
+
+    def save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
+        local = (file_client_args is None and not str(filename).startswith('pavi://')
+                 and isinstance(get_file_backend(filename, backend_args=backend_args),
+                                LocalBackend))
+        if local:
+            save_torch_file(checkpoint, str(filename))
+        else:
+            save_elsewhere(checkpoint, filename, file_client_args, backend_args)
+
+    # the Runner and CheckpointHook call it through these names
+    for module in (checkpoint_module, runner_module, mmengine.runner):
+        module.save_checkpoint = save_checkpoint
 
 
 def _module_of_distribution(package):
@@ -181,6 +207,7 @@ def apply():
         return
     _route_local_checkpoints_through_allowlist()
     _write_local_files_atomically()
+    _record_checksums_in_checkpoints()
     _find_packages_without_pkg_resources()
     _hue_shift_on_numpy2()
     _skip_multimodal_models_on_new_transformers()

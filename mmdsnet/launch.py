@@ -6,12 +6,19 @@ import contextlib
 import datetime
 import difflib
 import gc
+import logging
+import os
 import os.path as osp
+import sys
 from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.dist import init_dist
+from mmengine.utils.dl_utils import set_multi_processing
+
+from .engine import PREEMPTED_EXIT_CODE, Preempted, RankWatchdog
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,16 +75,47 @@ def _refuse_misspelled_keys(cfg: Config, cfg_options: dict, path: str) -> None:
 
 @contextlib.contextmanager
 def distributed_session(cfg: Config) -> Iterator[None]:
-    """Run a tool's body with its process group: started for CPU runs as
-    :func:`init_cpu_distributed` does (the Runner starts it on GPUs), and shut down once the
-    body has finished without error. The body must not keep its Runner beyond the block.
+    """Run a tool's body in its process group, watched by a :class:`RankWatchdog`.
 
-    After an error the group is left alone, since the other ranks may still be inside a
-    collective that the shutdown would hang.
+    The group is started here (:func:`init_distributed`) and shut down once the body has finished
+    without error; the body must not keep its Runner beyond the block. With several ranks, the
+    watchdog (``cfg.rank_watchdog``) ends this process when another rank is lost. After an
+    error the group is left alone, since the other ranks may still be inside a collective that
+    the shutdown would hang; the watchdog tells them (see :meth:`RankWatchdog.after_error`).
+    A :class:`Preempted` body ends the process at once with its exit code, after its
+    checkpoint has been written.
     """
-    init_cpu_distributed(cfg)
-    yield
+    init_distributed(cfg)
+    watchdog = RankWatchdog.for_config(cfg)
+    try:
+        yield
+    except Preempted:
+        if dist.is_initialized():
+            _exit_preempted(watchdog)
+        raise
+    except Exception as error:
+        if watchdog is not None:
+            watchdog.after_error(error)
+        raise
+    if watchdog is not None:
+        watchdog.stop()
     shutdown_process_groups()
+
+
+def _exit_preempted(watchdog: Optional[RankWatchdog]) -> None:
+    """End a preempted member of a process group with :data:`PREEMPTED_EXIT_CODE`.
+
+    Its Runner is still held by the exception's traceback, so the group's threads cannot be
+    stopped, and a process that exits with gloo threads alive can abort at interpreter
+    shutdown (see :func:`shutdown_process_groups`) with another exit code. The checkpoint is on
+    disk and every rank has passed the barrier after it: nothing is left to clean up.
+    """
+    if watchdog is not None:
+        watchdog.stop()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(PREEMPTED_EXIT_CODE)
 
 
 def shutdown_process_groups() -> None:
@@ -95,17 +133,22 @@ def shutdown_process_groups() -> None:
         gc.collect()
 
 
-def init_cpu_distributed(cfg: Config) -> None:
-    """Let ``--launcher pytorch`` run on machines without a GPU, over gloo.
+def init_distributed(cfg: Config) -> None:
+    """Start the process group for ``cfg.launcher`` (nothing for ``'none'``), as the Runner
+    would, so that the watchdog can start before the Runner is built; the Runner then keeps it.
 
-    MMEngine's pytorch launcher assumes one GPU per process: it calls ``torch.cuda.set_device``
-    and wraps the model in DDP with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU. Here
-    the gloo process group is started before the Runner (which then keeps it) and DDP gets no
-    device ids. Does nothing when CUDA is available or the launcher is not ``pytorch``.
+    On machines without a GPU, ``--launcher pytorch`` runs over gloo: MMEngine's pytorch launcher
+    assumes one GPU per process, calling ``torch.cuda.set_device`` and wrapping the model in DDP
+    with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU, so DDP gets no device ids.
     """
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+    if cfg.launcher == 'none' or dist.is_initialized():
         return
-    timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', 1800)
+    env_cfg = cfg.get('env_cfg', {})
+    set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        init_dist(cfg.launcher, **env_cfg.get('dist_cfg', {}))
+        return
+    timeout = env_cfg.get('dist_cfg', {}).get('timeout', 1800)
     dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',

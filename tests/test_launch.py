@@ -32,7 +32,8 @@ def test_new_top_level_key_unlike_any_existing_one_is_allowed():
 def one_process_cpu_launch(monkeypatch, free_port):
     """The environment torchrun gives a single CPU process."""
     for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
-                           MASTER_PORT=str(free_port())).items():
+                           MASTER_PORT=str(free_port()), OMP_NUM_THREADS='1',
+                           MKL_NUM_THREADS='1').items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     yield load_config(CONFIG, launcher='pytorch')

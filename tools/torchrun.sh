@@ -6,6 +6,10 @@
 #
 # Several machines: run it on each with the same NNODES, MASTER_ADDR and PORT, and NODE_RANK
 # 0..NNODES-1 (0 on the machine at MASTER_ADDR). PYTHON defaults to the install.sh virtualenv.
+#
+# torchrun passes SIGTERM and SIGUSR1 on to the processes (a preemption: each checkpoints the
+# iteration in flight and exits with 75; torchrun then exits with 1 and lists the ranks' 75s),
+# and kills them 30 seconds later (TORCH_ELASTIC_SHUTDOWN_TIMEOUT sets that).
 set -euo pipefail
 SCRIPT=$1
 NPROC=$2
@@ -20,4 +24,5 @@ exec "${PYTHON:-$VENV_PYTHON}" -m torch.distributed.run \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --master_port="${PORT:-29500}" \
     --nproc_per_node="$NPROC" \
+    --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 \
     "$ROOT/tools/$SCRIPT" "${@:3}" --launcher pytorch

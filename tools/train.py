@@ -4,6 +4,10 @@
                           [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
 
 Several processes or machines: tools/dist_train.sh, tools/slurm_train.sh.
+
+Exit codes besides 0 and 1: 75 when SIGTERM or SIGUSR1 stopped the run after checkpointing the
+iteration in flight (``--resume`` continues from it); 69 when another rank of the job was lost
+(``rank_watchdog`` in the config).
 """
 import argparse
 

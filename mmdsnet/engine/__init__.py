@@ -1,3 +1,7 @@
-from .hooks import FiniteLossHook, RNGStateHook
+from .hooks import PREEMPTED_EXIT_CODE, FiniteLossHook, Preempted, PreemptionHook, RNGStateHook
+from .rank_watchdog import LOST_RANK_EXIT_CODE, RankWatchdog
 
-__all__ = ['FiniteLossHook', 'RNGStateHook']
+__all__ = [
+    'FiniteLossHook', 'LOST_RANK_EXIT_CODE', 'PREEMPTED_EXIT_CODE', 'Preempted',
+    'PreemptionHook', 'RNGStateHook', 'RankWatchdog'
+]

@@ -1,17 +1,20 @@
-"""tools/train.py (with --resume), tools/test.py (with --out), tools/dist_train.sh and
-tools/dist_test.sh on two CPU processes, on a few images of the embedded digits set with the
-quickstart config.
+"""tools/train.py (with --resume, also after a SIGTERM), tools/test.py (with --out),
+tools/dist_train.sh and tools/dist_test.sh on two CPU processes, on a few images of the
+embedded digits set with the quickstart config.
 
 The tools run from a scratch folder holding ``data/digits``, so the config's relative
 ``data_root`` finds it; ``indices`` keeps the first images of each split."""
 import os
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
+import torch
 from mmengine.fileio import load
 
+from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -98,3 +101,32 @@ def test_dist_train_and_test_on_two_cpu_processes(workspace, free_port):
                  cwd=workspace, PORT=str(free_port()))
     # 6 images, one a batch, shared by 2 ranks
     assert re.search(r'Epoch\(test\) \[3/3\].*accuracy/top1: [\d.]+', output), output[-2000:]
+
+
+def test_sigterm_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(workspace):
+    """The scheduler's SIGTERM comes from outside, at whatever point of an iteration; the run
+    checkpoints the iteration in flight, exits with 75, and --resume finishes it."""
+    uninterrupted = workspace / 'uninterrupted'
+    run([*tool('train.py'), CONFIG, '--work-dir', uninterrupted, *small_run(8, 4, 4, 3)],
+        cwd=workspace)
+
+    preempted = workspace / 'preempted'
+    process = subprocess.Popen(
+        [*tool('train.py'), CONFIG, '--work-dir', str(preempted), *small_run(8, 4, 4, 3)],
+        cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1'})
+    output = []
+    for line in process.stdout:  # two iterations an epoch; signal in the first of epoch 2
+        output.append(line)
+        if 'Epoch(train) [2][1/2]' in line:
+            process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=600) == 75, ''.join(output)[-3000:]
+    stopped_after = re.fullmatch(rf'{preempted}/iter_([345])\.pth',
+                                 (preempted / 'last_checkpoint').read_text()).group(1)
+    assert f'SIGTERM received: stopped after iteration {stopped_after}' in ''.join(output)
+
+    run([*tool('train.py'), CONFIG, '--work-dir', preempted, '--resume',
+         *small_run(8, 4, 4, 3)], cwd=workspace)
+    expected = load_torch_file(str(uninterrupted / 'epoch_3.pth'))['state_dict']
+    resumed = load_torch_file(str(preempted / 'epoch_3.pth'))['state_dict']
+    assert all(torch.equal(resumed[name], expected[name]) for name in expected)

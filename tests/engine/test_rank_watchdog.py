@@ -1,0 +1,92 @@
+"""A rank that dies or freezes stops the others within ``rank_watchdog.timeout`` seconds (3 in
+the toy), with a message naming it; ``--resume`` then finishes the run."""
+import errno
+import re
+import threading
+import time
+
+import pytest
+import torch.distributed as dist
+from torch.distributed import DistBackendError
+
+from mmdsnet.engine.rank_watchdog import RankWatchdog, is_communication_error
+
+TIMEOUT = 3
+SLACK = 3  # a heartbeat interval and scheduling on two busy cores
+
+
+@pytest.mark.parametrize('fault', ['SIGKILL', 'SIGSTOP'], ids=['dies', 'freezes'])
+def test_a_lost_rank_stops_the_other_within_the_timeout(torchrun_toy, tmp_path, fault):
+    """Rank 1 is SIGKILLed, or SIGSTOPped (its connections stay open, so no collective fails;
+    only the missing heartbeat tells), after iteration 3, mid-way through epoch 2."""
+    lost = torchrun_toy(tmp_path, '--kill-at-iter=3', f'--kill-with={fault}', '--on-rank=1')
+    assert lost.returncode != 0
+    message = re.search(r'(\d\d/\d\d \d\d:\d\d:\d\d) - mmengine - ERROR - .* lost a rank: '
+                        r'rank 1 of 2 \([^)]*pid \d+\) sent no heartbeat for \d+ s '
+                        rf'\(rank_watchdog.timeout={TIMEOUT}\): it died or froze\. Rank 0 stops '
+                        r'now \(exit code 69\)', lost.output)
+    assert message, lost.output[-3000:]
+    logged_at = time.mktime(time.strptime(f'{time.localtime().tm_year}/{message.group(1)}',
+                                          '%Y/%m/%d %H:%M:%S'))
+    assert logged_at - float((tmp_path / 'fault_at').read_text()) < TIMEOUT + SLACK
+    assert not (tmp_path / 'epoch_2.pth').exists()
+
+    resumed = torchrun_toy(tmp_path, '--resume')
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    assert 'resumed epoch: 1, iter: 2' in resumed.output
+    assert (tmp_path / 'epoch_3.pth').is_file()
+
+
+def test_what_counts_as_a_peer_gone_away():
+    gloo = RuntimeError('[third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error '
+                        '[127.0.0.1]:28908: Connection reset by peer')
+    assert is_communication_error(gloo)
+    assert is_communication_error(DistBackendError('NCCL communicator was aborted'))
+    assert not is_communication_error(OSError(errno.ENOSPC, 'No space left on device'))
+
+
+@pytest.fixture
+def two_watchdogs(monkeypatch, free_port):
+    """Watchdogs of ranks 0 and 1 (not started) on a store hosted here, as torchrun would;
+    rank 1's exit raises ``SystemExit`` with its message instead of ending the process."""
+    port = free_port()
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(port))
+    store = dist.TCPStore('127.0.0.1', port, is_master=True, wait_for_workers=False)
+    watchdogs = [RankWatchdog(rank, 2, interval=0.05, timeout=0.5) for rank in (0, 1)]
+
+    def exit_(lost, reason):
+        raise SystemExit(f'rank {lost} of 2 ({watchdogs[1]._process_of(lost)}) {reason}')
+
+    monkeypatch.setattr(watchdogs[1], '_exit', exit_)
+    yield watchdogs
+    del store
+
+
+def test_a_silent_rank_is_lost(two_watchdogs):
+    with pytest.raises(SystemExit, match=r'rank 0 of 2 \(.*, pid \d+\) sent no heartbeat for '):
+        two_watchdogs[1]._watch()
+
+
+def test_a_rank_that_signed_off_is_not_lost(two_watchdogs):
+    rank0, rank1 = two_watchdogs
+    rank0.start()
+    rank0.stop()
+    threading.Timer(3 * rank1.timeout, rank1._stopping.set).start()
+    rank1._watch()  # returns when stopped, without a verdict
+
+
+def test_another_error_stops_the_other_ranks_at_once_naming_it(two_watchdogs):
+    """A rank that fails on its own (here its disk is full) tells the others, which stop at
+    their next heartbeat instead of waiting for it in a collective."""
+    rank0, rank1 = two_watchdogs
+    rank0.start()
+    rank0.after_error(OSError(errno.ENOSPC, 'No space left on device'))
+    with pytest.raises(SystemExit, match=r'rank 0 of 2 \(.*, pid \d+\) stopped with OSError: '
+                                         r'\[Errno 28\] No space left on device'):
+        rank1._watch()
+
+
+def test_interval_must_be_shorter_than_timeout(two_watchdogs):
+    with pytest.raises(ValueError, match='0 < interval < timeout'):
+        RankWatchdog(0, 2, interval=5, timeout=5)
