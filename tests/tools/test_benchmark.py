@@ -1,10 +1,11 @@
-"""Smoke tests of tools/analysis/benchmark.py and conv_weight_layout.py at tiny sizes (no
-timing asserts)."""
+"""Smoke tests of tools/analysis/benchmark.py, resize_probe.py and conv_weight_layout.py at tiny
+sizes (no timing asserts)."""
 import importlib.util
 import inspect
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -89,7 +90,8 @@ def test_dense_backbones_in_fresh_processes_beside_swin(benchmark, tmp_path, wor
 
     assert_isolated_rows(rows, models, 'fwd_bwd_ms', 'swin_tiny', worker_commands)
     assert all(row['input'] == '1x3x64x96' for row in rows)  # --dense-batch: 1 on CPU
-    assert rows[0]['params_m'] == 10.021  # DSNet-T without its classifier head
+    # DSNet-T as in its Mask R-CNN config: no classifier head, a LayerNorm on each output.
+    assert rows[0]['params_m'] == 10.023
     report = json.loads(out.read_text())
     assert report['results'] == rows and report['settings']['dense_batch'] == 1
 
@@ -123,8 +125,8 @@ def test_flops_table_and_plot(benchmark, tmp_path, capsys):
         assert 'uncounted_ops' not in row, row  # e.g. a fused attention the counter cannot see
         assert 0 < row['gflops_64x64'] < row['gflops_64x128']
     by_model = {row['model']: row for row in rows}
-    # What get_model_complexity_info reports, for DSNet with its attention explicit.
-    dsnet = DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval()
+    # What get_model_complexity_info reports for DSNet as built (fused attention).
+    dsnet = DSNet('tiny', out_indices=(0, 1, 2, 3)).eval()
     info = get_model_complexity_info(dsnet, input_shape=(3, 64, 64), show_table=False,
                                      show_arch=False)
     assert by_model['dsnet_tiny']['gflops_64x64'] == round(info['flops'] / 1e9, 3)
@@ -141,9 +143,17 @@ def test_flops_table_and_plot(benchmark, tmp_path, capsys):
     assert report['results'] == rows and report['settings']['plot'] == str(plot)
 
 
-def test_resize_rows_per_stage_and_direction(benchmark):
-    rows = benchmark.main(['--device', 'cpu', '--what', 'resize', '--batch', '2', '--size', '64',
-                           '--warmup', '0', '--repeats', '1'])
+def test_resize_probe_rows_per_stage_and_direction(tmp_path):
+    # Run as a user runs it, from another folder: it imports benchmark.py from its own.
+    out = tmp_path / 'resize.json'
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, 'tools', 'analysis', 'resize_probe.py'),
+         '--device', 'cpu', '--batch', '2', '--size', '64', '--warmup', '0', '--repeats', '1',
+         '--out', str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())['results']
     assert [(row['stage'], row['direction']) for row in rows] == [
         (stage, direction) for stage in (1, 2, 3, 4) for direction in ('down', 'up')]
     assert rows[0]['input'] == '2x32x16x16' and rows[1]['input'] == '2x32x2x2'
@@ -157,3 +167,16 @@ def test_conv_weight_layout_times_both_layouts(capsys):
     assert all(set(ms) == {'nchw', 'channels_last'} and min(ms.values()) > 0
                for ms in medians.values())
     assert 'training_step' in capsys.readouterr().out
+
+
+def test_cpu_attention_times_both_variants_per_dropout_rate(tmp_path, capsys):
+    out = tmp_path / 'attention.json'
+    results = load_analysis_tool('cpu_attention').main(
+        ['--arch', 'tiny', '--size', '64', '96', '--rounds', '2', '--dropout', '0', '0.1',
+         '--out', str(out)])
+    assert set(results) == {'0.0', '0.1'}
+    for result in results.values():
+        assert set(result['median_ms']) == {'kernels', 'sdpa'}
+        assert all(len(times) == 2 and min(times) > 0 for times in result['ms'].values())
+    assert json.loads(out.read_text())['results'] == results
+    assert 'kernels faster' in capsys.readouterr().out

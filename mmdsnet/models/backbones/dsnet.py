@@ -18,7 +18,7 @@ is resized back up and both are fused by a 1x1 conv::
                      concat ─ 1x1 ─ + residual ─ BN ─ MLP ─ + residual
 """
 import math
-import re
+import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -27,12 +27,12 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdsnet.registry import register_model
+from mmdsnet.checkpoint import load_pretrained_strictly
 from mmdsnet.models.layers import attention
+from mmdsnet.registry import register_model
 
 
 def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
@@ -356,6 +356,46 @@ class DSStage(nn.Module):
         return self.blocks(self.patch_embed(x))
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_int_sequence(value) -> bool:
+    return (isinstance(value, Sequence) and not isinstance(value, str)
+            and all(_is_int(item) for item in value))
+
+
+def _require(name: str, value, valid: bool, expected: str) -> None:
+    """Raise a TypeError naming the argument, the type it needs and what it got, instead of
+    letting a wrong type fail deep inside the constructor."""
+    if not valid:
+        raise TypeError(f'DSNet {name} must be {expected}, got {value!r} '
+                        f'({type(value).__name__})')
+
+
+#: The type test and its description for each scalar argument of :class:`DSNet`.
+ARGUMENT_TYPES = {
+    'in_channels': (_is_int, 'an int'),
+    'frozen_stages': (_is_int, 'an int'),
+    'norm_eval': (_is_bool, 'a bool'),
+    'with_cp': (_is_bool, 'a bool'),
+    'drop_path_rate': (_is_number, 'a float'),
+    'drop_path_schedule': (lambda value: isinstance(value, str), 'a str'),
+    'attn_drop_rate': (_is_number, 'a float'),
+    'channels_last': (_is_bool, 'a bool'),
+    'fused_attention': (_is_bool, 'a bool'),
+    'out_norm_cfg': (lambda value: value is None or isinstance(value, dict), 'a dict or None'),
+}
+
+
 @register_model
 class DSNet(BaseBackbone):
     """DSNet backbone, `Dual-stream Network for Visual Recognition
@@ -364,18 +404,28 @@ class DSNet(BaseBackbone):
     Four stages at strides 4, 8, 16, 32 with 64, 128, 320, 512 channels. The stage-4 output
     carries the network's final BatchNorm, as in the releases, so that global average pooling
     and a linear head on it give the releases' logits. Inputs of any size with both sides at
-    least 32 are accepted; the stage maps are floor-divided.
+    least 32 are accepted; the stage maps are floor-divided. A training batch of one image needs
+    a side of at least 64, so that the BatchNorms of the last stage see more than one value per
+    channel; otherwise a ``ValueError`` names the batch and the fixes. An argument of the wrong
+    type raises a ``TypeError`` naming it and the type it needs.
 
     Args:
-        arch (str | dict): ``'tiny'``, ``'small'`` or ``'base'``, or a dict with keys
-            ``embed_dims``, ``depths``, ``num_heads`` (one entry per stage) and optionally
-            ``mlp_ratio`` (default 4) and ``global_downsample_ratios`` (default (8, 4, 2, 2)).
-            Each embed dim must be divisible by ``2 * num_heads``. Defaults to ``'tiny'``.
+        arch (str | dict): ``'tiny'``, ``'small'`` or ``'base'`` (or ``'t'``, ``'s'``, ``'b'``;
+            any capitalisation, as MMPretrain's backbones accept), or a dict with keys
+            ``embed_dims``, ``depths``, ``num_heads`` (one int per stage) and optionally
+            ``mlp_ratio`` (a number, default 4) and ``global_downsample_ratios`` (one int per
+            stage; default from :meth:`default_global_downsample_ratios`, (8, 4, 2, 2) for four
+            stages). Each embed dim must be divisible by ``2 * num_heads``. Defaults to
+            ``'tiny'``.
         in_channels (int): Input image channels. Defaults to 3.
         out_indices (int | Sequence[int]): Stages whose outputs are returned. Defaults to (3,).
         frozen_stages (int): Stages ``0..frozen_stages`` (with their output norms, and the final
             norm if stage 3 is frozen) are kept in eval mode with ``requires_grad=False``.
-            -1 freezes nothing. Defaults to -1.
+            -1 freezes nothing. Defaults to -1. This is MMPretrain's 0-based count. MMDetection's
+            ResNet and Swin count from 1, with 0 for their stem alone: their
+            ``frozen_stages=k`` (k >= 1) is ``k - 1`` here, and -1 is -1 in both. DSNet's stem
+            (the 4 x 4 patch embedding) belongs to stage 0, so mmdet's 0 (stem only) has no
+            equivalent; 0 here freezes the stem with stage 0.
         norm_eval (bool): Keep every BatchNorm in eval mode during training. Defaults to False.
         with_cp (bool): Gradient checkpointing per block; same numbers, less memory.
             Defaults to False.
@@ -397,10 +447,10 @@ class DSNet(BaseBackbone):
         fused_attention (bool): Compute attention with
             :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
             attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
-            checking, FLOP counting and export. On CPU, training runs it on query blocks so
-            that every thread has backward work, and with dropout the weights are computed a
-            block of queries at a time and recomputed in the backward pass
-            (:mod:`mmdsnet.models.layers.attention_kernels`). Defaults to True.
+            checking, FLOP counting and export. On CPU with dropout, where that kernel would
+            materialise the weights, they are computed a block of queries at a time and
+            recomputed in the backward pass (:mod:`mmdsnet.models.layers.attention_kernels`).
+            Defaults to True.
         max_global_tokens (int, optional): Opt-in cap on the tokens of every block's global
             map. By default the map is ``(H // r, W // r)``, so the co-attention, which pairs
             every local token with every global one, grows with the square of the image area
@@ -439,7 +489,8 @@ class DSNet(BaseBackbone):
         'base': dict(embed_dims=[64, 128, 320, 512], depths=[3, 4, 28, 3],
                      num_heads=[1, 2, 5, 8]),
     }
-    arch_defaults = dict(mlp_ratio=4., global_downsample_ratios=[8, 4, 2, 2])
+    arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
+    default_mlp_ratio = 4.
     stem_patch_size = 4
     downsample_patch_size = 2
     drop_path_schedules = ('per_stage', 'linear')
@@ -460,6 +511,17 @@ class DSNet(BaseBackbone):
                  out_norm_cfg: Union[Dict, None] = None,
                  init_cfg: Union[Dict, List[Dict], None] = None):
         super().__init__(init_cfg=init_cfg)
+        arguments = dict(in_channels=in_channels, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, with_cp=with_cp, drop_path_rate=drop_path_rate,
+                         drop_path_schedule=drop_path_schedule, attn_drop_rate=attn_drop_rate,
+                         channels_last=channels_last, fused_attention=fused_attention,
+                         out_norm_cfg=out_norm_cfg)
+        for name, value in arguments.items():
+            is_valid, expected = ARGUMENT_TYPES[name]
+            _require(name, value, is_valid(value), expected)
+        for name in ('drop_path_rate', 'attn_drop_rate'):
+            if not 0 <= arguments[name] < 1:
+                raise ValueError(f'DSNet {name} must be in [0, 1), got {arguments[name]}')
         arch = self._parse_arch(arch)
         self.embed_dims = arch['embed_dims']
         self.depths = arch['depths']
@@ -470,8 +532,11 @@ class DSNet(BaseBackbone):
             self.num_stages - 1)
         self.out_indices = self._parse_out_indices(out_indices)
         if not -1 <= frozen_stages < self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages - 1}], '
-                             f'got {frozen_stages}')
+            raise ValueError(
+                f'frozen_stages must be in [-1, {self.num_stages - 1}], got {frozen_stages}. '
+                'DSNet counts stages from 0, as MMPretrain does (k freezes stages 0..k); '
+                "MMDetection's ResNet and Swin count from 1, so their frozen_stages=k is k - 1 "
+                'here')
         self.frozen_stages = frozen_stages
         if max_global_tokens is not None and (not isinstance(max_global_tokens, int)
                                               or max_global_tokens < 1):
@@ -508,25 +573,53 @@ class DSNet(BaseBackbone):
             self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
+    @classmethod
+    def default_global_downsample_ratios(cls, num_stages: int) -> List[int]:
+        """The releases' (8, 4, 2, 2), for any number of stages: stage i (stride
+        ``4 * 2**i``) gets ``r = max(32 // stride, 2)``, so the global map is at 1/32 of the
+        image where the stride allows, and always at least 2x coarser than the stage map (as in
+        the releases' last stage, at stride 32, whose global map is at 1/64)."""
+        strides = [cls.stem_patch_size * cls.downsample_patch_size**i for i in range(num_stages)]
+        return [max(32 // stride, 2) for stride in strides]
+
     def _parse_arch(self, arch: Union[str, Dict]) -> Dict:
         required = ('embed_dims', 'depths', 'num_heads')
+        optional = ('mlp_ratio', 'global_downsample_ratios')
         if isinstance(arch, str):
-            if arch not in self.arch_zoo:
+            name = self.arch_aliases.get(arch.lower(), arch.lower())
+            if name not in self.arch_zoo:
                 raise ValueError(f'unknown DSNet arch {arch!r}; valid names are '
-                                 f'{sorted(self.arch_zoo)}, or pass a dict with keys {required}')
-            arch = self.arch_zoo[arch]
+                                 f'{sorted(self.arch_zoo)} (or {sorted(self.arch_aliases)}, in '
+                                 f'any capitalisation), or pass a dict with keys {required}')
+            arch = self.arch_zoo[name]
         elif not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+            raise TypeError(f'DSNet arch must be a str or a dict, got {arch!r} '
+                            f'({type(arch).__name__})')
         missing = [key for key in required if key not in arch]
-        unknown = sorted(set(arch) - set(required) - set(self.arch_defaults))
+        unknown = sorted(set(arch) - set(required) - set(optional))
         if missing or unknown:
             raise ValueError(f'DSNet arch dict: missing keys {missing}, unknown keys {unknown}; '
-                             f'required: {required}, optional: {tuple(self.arch_defaults)}')
-        arch = {**self.arch_defaults, **arch}
-        per_stage = ('embed_dims', 'depths', 'num_heads', 'global_downsample_ratios')
+                             f'required: {required}, optional: {optional}')
+        per_stage = [key for key in (*required, 'global_downsample_ratios') if key in arch]
+        for key in per_stage:
+            _require(f'arch[{key!r}]', arch[key], _is_int_sequence(arch[key]),
+                     'a sequence of ints, one per stage')
+            if not all(value > 0 for value in arch[key]):
+                raise ValueError(f'DSNet arch[{key!r}] entries must be positive, got {arch[key]}')
+        if 'mlp_ratio' in arch:
+            _require("arch['mlp_ratio']", arch['mlp_ratio'], _is_number(arch['mlp_ratio']),
+                     'a number (one for all stages)')
         lengths = {key: len(arch[key]) for key in per_stage}
         if len(set(lengths.values())) != 1:
             raise ValueError(f'DSNet arch entries need one value per stage, got lengths {lengths}')
+        if not arch['depths']:
+            raise ValueError('DSNet arch needs at least one stage, got empty lists')
+        arch = {
+            'mlp_ratio': self.default_mlp_ratio,
+            'global_downsample_ratios': self.default_global_downsample_ratios(
+                len(arch['depths'])),
+            **arch
+        }
         for i, (dims, heads) in enumerate(zip(arch['embed_dims'], arch['num_heads'])):
             if dims % (2 * heads) != 0:
                 raise ValueError(
@@ -536,8 +629,10 @@ class DSNet(BaseBackbone):
         return arch
 
     def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
+        if _is_int(out_indices):
             out_indices = [out_indices]
+        _require('out_indices', out_indices, _is_int_sequence(out_indices),
+                 'an int or a sequence of ints')
         parsed = []
         for index in out_indices:
             if not -self.num_stages <= index < self.num_stages:
@@ -559,43 +654,17 @@ class DSNet(BaseBackbone):
 
     def init_weights(self):
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            self._load_pretrained(**{k: v for k, v in self.init_cfg.items() if k != 'type'})
+            # Strictly: MMEngine's Pretrained only warns about keys that do not fit. Only the
+            # output norms (new for dense prediction) may be absent from the checkpoint.
+            load_pretrained_strictly(
+                self, **{k: v for k, v in self.init_cfg.items() if k != 'type'},
+                optional_prefixes=('out_norms.', ),
+                description=f'DSNet with depths {self.depths}, embed dims {self.embed_dims}')
             self._is_init = True
             return
         super().init_weights()
         if self.init_cfg is None:
             self.apply(self._init_release_weights)
-
-    def _load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
-                         map_location: str = 'cpu'):
-        """``init_cfg`` Pretrained, strictly: MMEngine's loader only warns about missing,
-        unexpected and mis-shaped keys and trains on with whatever fitted, so a checkpoint of
-        another arch went unnoticed. Only ``out_norms`` (new for dense prediction) may be
-        absent from the checkpoint."""
-        if prefix:
-            state_dict = _load_checkpoint_with_prefix(prefix, checkpoint, map_location)
-        else:
-            state_dict = _load_checkpoint(checkpoint, map_location)
-            state_dict = state_dict.get('state_dict', state_dict)
-        state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
-        own = self.state_dict()
-        missing = sorted(key for key in own
-                         if key not in state_dict and not key.startswith('out_norms.'))
-        unexpected = sorted(set(state_dict) - set(own))
-        mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)} != model '
-                      f'{tuple(value.shape)}' for key, value in own.items()
-                      if key in state_dict and state_dict[key].shape != value.shape]
-        if missing or unexpected or mismatched:
-            def listing(title, keys):
-                more = f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
-                shown = ', '.join(keys[:8]) + more
-                return f'\n  {title}: {shown}' if keys else ''
-            raise ValueError(
-                f'{checkpoint} (prefix {prefix!r}) does not fit DSNet with depths {self.depths}, '
-                f'embed dims {self.embed_dims}:' + listing('missing', missing) +
-                listing('unexpected', unexpected) + listing('shape mismatch', mismatched) +
-                '\n  (weights of the public releases convert with tools/model_converters/)')
-        self.load_state_dict(state_dict, strict=False)
 
     @staticmethod
     def _init_release_weights(module: nn.Module):
@@ -613,6 +682,27 @@ class DSNet(BaseBackbone):
         if min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(f'DSNet needs both image sides >= {self.min_input_size}, '
                              f'got shape {tuple(x.shape)}')
+        if self.training and x.shape[0] == 1:
+            self._check_batch_norm_statistics(x.shape)
+
+    def _check_batch_norm_statistics(self, shape: torch.Size):
+        """A training BatchNorm needs more than one value per channel. One image whose last
+        stage map is 1 x 1 (a side below 64 for four stages; typically the last, short batch of
+        an epoch) would otherwise end in torch's "Expected more than 1 value per channel" from
+        deep inside the last stage, which names neither the batch nor a fix."""
+        height, width = shape[-2:]
+        for i in range(self.num_stages):
+            patch_size = self.stem_patch_size if i == 0 else self.downsample_patch_size
+            height, width = height // patch_size, width // patch_size
+        batch_norms = [module for module in (self.final_norm, *self.stages[-1].modules())
+                       if isinstance(module, _BatchNorm)]
+        if height * width == 1 and any(norm.training for norm in batch_norms):
+            raise ValueError(
+                f'DSNet got a training batch of shape {tuple(shape)}: one image, whose last '
+                'stage map is 1 x 1, so its BatchNorms would see one value per channel. Train '
+                'with at least 2 images per batch (a larger batch size, and drop_last=True in '
+                'the train dataloader so that the last batch of an epoch is not a single image), '
+                f'images with a side of at least {2 * self.min_input_size}, or norm_eval=True')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Args:

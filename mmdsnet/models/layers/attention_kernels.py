@@ -4,14 +4,9 @@ DSNet's co-attention pairs every full-resolution local token with every global t
 detection sizes (800 x 1344) that is a 67,200 x 1,050 weight matrix per block and direction in
 stage 1, so how the weights are computed decides the backbone's memory and much of its time:
 
-- Without dropout, and on CUDA, and in any traced or compiled graph:
+- Without dropout, on CUDA, and in any traced or compiled graph:
   :func:`torch.nn.functional.scaled_dot_product_attention`, whose flash / memory-efficient
   kernels never materialise the weights.
-- CPU training without dropout: the same kernel on query blocks stacked along the batch axis
-  (:func:`query_split_attention`). PyTorch's CPU flash backward runs one thread per
-  (image, head) pair, so with one image and one head (stage 1 of a detector) it used one core;
-  the blocks give every core work. Each query row's result is unchanged; the key and value
-  gradients are summed over the blocks.
 - CPU with dropout (training at the releases' 0.1): :class:`ChunkedAttention`. PyTorch's fused
   CPU kernel cannot apply dropout, and SDPA then falls back to materialising every weight
   matrix (17 GB for DSNet-S's forward and backward at 800 x 1344). The chunked kernel computes
@@ -28,10 +23,6 @@ import torch.nn.functional as F
 #: once: 2**20 floats (4 MiB) keeps a block and its softmax in a CPU's L2/L3 caches while the
 #: matrix products stay large enough to run at full speed.
 CHUNK_ELEMENTS = 2**20
-
-#: Fewest query rows per block of :func:`query_split_attention`, so that padding and per-block
-#: overhead stay small.
-MIN_QUERY_BLOCK_ROWS = 64
 
 
 def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float,
@@ -54,12 +45,8 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
     if not fused:
         weights = (query @ key.transpose(-2, -1) * scale).softmax(dim=-1)
         return F.dropout(weights, dropout_p, training=dropout_p > 0) @ value
-    if _eager_cpu(query):
-        if dropout_p > 0:
-            return chunked_attention(query, key, value, scale, dropout_p)
-        blocks = _backward_query_blocks(query, key, value)
-        if blocks > 1:
-            return query_split_attention(query, key, value, scale, blocks)
+    if dropout_p > 0 and _eager_cpu(query):
+        return chunked_attention(query, key, value, scale, dropout_p)
     return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p, scale=scale)
 
 
@@ -69,38 +56,9 @@ def _eager_cpu(query: torch.Tensor) -> bool:
             and not _is_compiling())
 
 
-def _backward_query_blocks(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> int:
-    """How many query blocks give each CPU thread about 4 (image, head, block) work items in
-    the flash backward; 1 when no gradient is needed or the (image, head) pairs suffice."""
-    if not (torch.is_grad_enabled() and any(x.requires_grad for x in (query, key, value))):
-        return 1
-    pairs = query.shape[:-2].numel()
-    wanted = 4 * torch.get_num_threads()
-    if pairs >= wanted:
-        return 1
-    return max(1, min(-(-wanted // pairs), query.shape[-2] // MIN_QUERY_BLOCK_ROWS))
-
-
 def _is_compiling() -> bool:
     compiler = getattr(torch, 'compiler', None)
     return compiler is not None and compiler.is_compiling()
-
-
-def query_split_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          scale: float, blocks: int) -> torch.Tensor:
-    """:func:`attention` without dropout, with the queries cut into ``blocks`` equal blocks
-    (zero-padded) that SDPA sees as separate images sharing the keys and values; same shapes."""
-    *batch_dims, num_queries, head_dims = query.shape
-    pairs = query.shape[:-2].numel()
-    rows = -(-num_queries // blocks)
-    query = F.pad(query.reshape(pairs, num_queries, head_dims),
-                  (0, 0, 0, rows * blocks - num_queries))
-    query = query.view(pairs, blocks, rows, head_dims).transpose(0, 1)
-    key = key.reshape(1, pairs, *key.shape[-2:]).expand(blocks, -1, -1, -1)
-    value = value.reshape(1, pairs, *value.shape[-2:]).expand(blocks, -1, -1, -1)
-    out = F.scaled_dot_product_attention(query, key, value, scale=scale)
-    out = out.transpose(0, 1).reshape(pairs, rows * blocks, value.shape[-1])[:, :num_queries]
-    return out.reshape(*batch_dims, num_queries, value.shape[-1])
 
 
 def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

@@ -54,8 +54,8 @@ def test_param_count_with_in1k_head(arch, expected):
 def test_flops_at_224(arch, expected):
     from mmengine.analysis import get_model_complexity_info
 
-    # The counter has no handle for scaled_dot_product_attention: count the explicit path.
-    model = build_classifier(arch, fused_attention=False).eval()
+    # The default, fused attention: import mmdsnet gives the counter a handle for it.
+    model = build_classifier(arch).eval()
     flops = get_model_complexity_info(model, input_shape=(3, 224, 224), show_table=False,
                                       show_arch=False)['flops']
     assert flops == pytest.approx(expected, rel=0.02)
@@ -372,10 +372,85 @@ def test_arch_errors():
         DSNet(dict(DSNet.arch_zoo['tiny'], depths=[1, 1, 1]))
     with pytest.raises(ValueError, match='drop_path_schedule'):
         DSNet('tiny', drop_path_schedule='cosine')
-    with pytest.raises(ValueError, match='frozen_stages'):
+    # A count copied from an mmdet config: the error says how the two counts map.
+    with pytest.raises(ValueError, match=r"frozen_stages must be in \[-1, 3\].*MMDetection's "
+                       r'ResNet and Swin count from 1, so their frozen_stages=k is k - 1 here'):
         DSNet('tiny', frozen_stages=4)
     with pytest.raises(ValueError, match='out_indices'):
         DSNet('tiny', out_indices=(4, ))
+
+
+@pytest.mark.parametrize('alias, arch', [('t', 'tiny'), ('T', 'tiny'), ('Tiny', 'tiny'),
+                                         ('s', 'small'), ('Small', 'small'), ('SMALL', 'small'),
+                                         ('b', 'base'), ('Base', 'base')])
+def test_arch_aliases_in_any_case(alias, arch):
+    assert DSNet(alias).depths == DSNet.arch_zoo[arch]['depths']
+
+
+@pytest.mark.parametrize('kwargs, name, expected', [
+    (dict(out_indices='3'), 'out_indices', 'an int or a sequence of ints'),
+    (dict(out_indices=(0, 1.5)), 'out_indices', 'an int or a sequence of ints'),
+    (dict(out_indices=3.0), 'out_indices', 'an int or a sequence of ints'),
+    (dict(arch=dict(DSNet.arch_zoo['tiny'], embed_dims=64)), "arch['embed_dims']",
+     'a sequence of ints, one per stage'),
+    (dict(arch=dict(DSNet.arch_zoo['tiny'], depths=[2, 2, 4, '1'])), "arch['depths']",
+     'a sequence of ints, one per stage'),
+    (dict(arch=dict(DSNet.arch_zoo['tiny'], mlp_ratio=[4, 4, 4, 4])), "arch['mlp_ratio']",
+     'a number'),
+    (dict(arch=dict(DSNet.arch_zoo['tiny'], global_downsample_ratios=8)),
+     "arch['global_downsample_ratios']", 'a sequence of ints'),
+    (dict(arch=3), 'arch', 'a str or a dict'),
+    (dict(in_channels='3'), 'in_channels', 'an int'),
+    (dict(frozen_stages=1.0), 'frozen_stages', 'an int'),
+    (dict(norm_eval='yes'), 'norm_eval', 'a bool'),
+    (dict(with_cp=1), 'with_cp', 'a bool'),
+    (dict(drop_path_rate='0.1'), 'drop_path_rate', 'a float'),
+    (dict(attn_drop_rate=None), 'attn_drop_rate', 'a float'),
+    (dict(drop_path_schedule=1), 'drop_path_schedule', 'a str'),
+    (dict(channels_last='False'), 'channels_last', 'a bool'),
+    (dict(fused_attention=None), 'fused_attention', 'a bool'),
+    (dict(out_norm_cfg='BN'), 'out_norm_cfg', 'a dict or None'),
+])
+def test_argument_of_wrong_type_is_named_with_its_type(kwargs, name, expected):
+    with pytest.raises(TypeError, match=re.escape(f'DSNet {name} must be {expected}')):
+        DSNet(**kwargs)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(drop_path_rate=1.), r'drop_path_rate must be in \[0, 1\)'),
+    (dict(attn_drop_rate=-0.1), r'attn_drop_rate must be in \[0, 1\)'),
+    (dict(arch=dict(DSNet.arch_zoo['tiny'], num_heads=[1, 2, 0, 8])),
+     r"arch\['num_heads'\] entries must be positive"),
+    (dict(arch=dict(embed_dims=[], depths=[], num_heads=[])), 'at least one stage'),
+])
+def test_argument_values_out_of_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DSNet(**kwargs)
+
+
+def test_default_global_downsample_ratios_for_any_stage_count():
+    # The releases' four stages: the global map at 1/32 of the image, stage 4 at 1/64.
+    assert DSNet.default_global_downsample_ratios(4) == [8, 4, 2, 2]
+    assert DSNet.default_global_downsample_ratios(2) == [8, 4]
+    assert DSNet.default_global_downsample_ratios(5) == [8, 4, 2, 2, 2]
+    model = DSNet(dict(embed_dims=[16, 32, 32, 64, 64], depths=[1] * 5, num_heads=[1] * 5),
+                  out_indices=(0, 4)).eval()
+    assert [stage.blocks[0].global_downsample_ratio for stage in model.stages] == [8, 4, 2, 2, 2]
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 128))
+    assert [tuple(out.shape) for out in outs] == [(1, 16, 16, 32), (1, 64, 1, 2)]
+
+
+def test_single_image_training_batch_with_a_1x1_last_map_is_refused_with_the_fix():
+    model = DSNet('tiny').train()
+    with pytest.raises(ValueError, match=re.escape('(1, 3, 32, 63)') + '.*drop_last=True'):
+        model(torch.rand(1, 3, 32, 63))
+    # The cases where BatchNorm has more than one value per channel, or uses no batch statistics.
+    model(torch.rand(1, 3, 32, 64))
+    model(torch.rand(2, 3, 32, 32))
+    DSNet('tiny', norm_eval=True).train()(torch.rand(1, 3, 32, 32))
+    with torch.no_grad():
+        model.eval()(torch.rand(1, 3, 32, 32))
 
 
 def test_custom_arch_dict():
