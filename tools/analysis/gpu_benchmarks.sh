@@ -33,15 +33,19 @@ cd "$ROOT"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 
-# run NAME SECONDS MMCV_DIR ARGS...: benchmark.py on the benchmark cores, JSON to OUT_DIR/NAME.json
-run() {
-  local name="$1" limit="$2" mmcv_dir="$3"; shift 3
+# run_script SCRIPT NAME SECONDS MMCV_DIR ARGS...: tools/analysis/SCRIPT on the benchmark cores,
+# JSON to OUT_DIR/NAME.json
+run_script() {
+  local script="$1" name="$2" limit="$3" mmcv_dir="$4"; shift 4
   log "start $name"
   PYTHONPATH="$mmcv_dir:$SITE:$ROOT" PYTHONUNBUFFERED=1 timeout "$limit" \
-    taskset -c "$BENCH_CORES" "$PY" tools/analysis/benchmark.py --device cuda \
+    taskset -c "$BENCH_CORES" "$PY" "tools/analysis/$script" --device cuda \
     --out "$OUT_DIR/$name.json" "$@"
   log "end $name (exit $?)"
 }
+
+# run NAME SECONDS MMCV_DIR ARGS...: benchmark.py, as run_script
+run() { run_script benchmark.py "$@"; }
 
 # build_mmcv DIR JOBS: mmcv 2.1.0 with its CUDA ops, installed into DIR/site
 build_mmcv() {
@@ -91,7 +95,7 @@ if wanted dense; then
     --dense-models dsnet_tiny dsnet_small dsnet_small_releases resnet50 swin_tiny pvt_v2_b2
   run dense_fp32 90 "$NO_OPS" --what dense --dtype fp32 --dense-batch 2
 fi
-wanted resize && run resize 30 "$NO_OPS" --what resize --dtype bf16 --batch 256
+wanted resize && run_script resize_probe.py resize 30 "$NO_OPS" --dtype bf16 --batch 256
 wanted profile && run profile 60 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
   --train-batch 128 --models dsnet_small --profile --repeats 5
 wanted compile && run compile 150 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
