@@ -13,7 +13,7 @@ it (flash, memory-efficient, math; CPU or CUDA), so this one name covers them al
 from math import prod
 from typing import Any, List
 
-from mmengine.analysis import complexity_analysis
+from mmengine.analysis import FlopAnalyzer, complexity_analysis
 from mmengine.analysis.jit_handles import generic_activation_jit, get_shape
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
@@ -39,3 +39,13 @@ def register_flop_handles() -> None:
     """
     complexity_analysis._DEFAULT_SUPPORTED_FLOP_OPS.setdefault(SDPA_OP, sdpa_flop_jit)
     complexity_analysis._DEFAULT_SUPPORTED_ACT_OPS.setdefault(SDPA_OP, generic_activation_jit())
+
+
+def quiet_flop_analyzer(model: Any, inputs: tuple) -> FlopAnalyzer:
+    """MMEngine's ``FlopAnalyzer`` for ``model(*inputs)`` without its warnings (unsupported
+    operators, uncalled modules, tracer), for tools that report uncounted operators themselves
+    (``unsupported_ops()``)."""
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    analyzer.tracer_warnings('none')
+    return analyzer

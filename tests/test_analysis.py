@@ -7,9 +7,9 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.analysis import FlopAnalyzer
 
 import mmdsnet  # noqa: F401  registers the handle
+from mmdsnet.analysis import quiet_flop_analyzer
 from mmdsnet.models import DSNet
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,26 +27,20 @@ class Attention(nn.Module):
         return (query @ key.transpose(-2, -1) * 0.5).softmax(dim=-1) @ value
 
 
-def count(model, inputs):
-    analyzer = FlopAnalyzer(model, inputs)
-    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    analyzer.tracer_warnings('none')
-    return analyzer
-
-
 def test_fused_attention_counts_as_its_two_matmuls():
     # Queries, keys and value channels of different sizes, so that a swapped axis shows.
     inputs = (torch.rand(2, 3, 5, 4), torch.rand(2, 3, 7, 4), torch.rand(2, 3, 7, 6))
-    fused, explicit = count(Attention(True), inputs), count(Attention(False), inputs)
+    fused = quiet_flop_analyzer(Attention(True), inputs)
+    explicit = quiet_flop_analyzer(Attention(False), inputs)
     assert fused.total() == explicit.total() == 2 * 3 * 5 * 7 * (4 + 6)
     assert fused.unsupported_ops() == {}
 
 
 def test_fused_dsnet_counts_as_explicit_dsnet():
     images = (torch.rand(1, 3, 64, 96), )
-    fused = count(DSNet('tiny', out_indices=(0, 1, 2, 3)).eval(), images)
-    explicit = count(DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval(),
-                     images)
+    fused = quiet_flop_analyzer(DSNet('tiny', out_indices=(0, 1, 2, 3)).eval(), images)
+    explicit = quiet_flop_analyzer(
+        DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval(), images)
     assert fused.total() == explicit.total()
     assert fused.by_operator()['scaled_dot_product_attention'] > 0
     assert 'aten::scaled_dot_product_attention' not in fused.unsupported_ops()

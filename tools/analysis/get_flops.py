@@ -22,11 +22,12 @@ import math
 # First: registers DSNet and the FLOP handle, and its compat fixes precede mmengine's imports.
 import mmdsnet  # noqa: F401  isort:skip
 import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis import parameter_count
 from mmengine.config import DictAction
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
+from mmdsnet.analysis import quiet_flop_analyzer
 from mmdsnet.launch import load_config
 
 # The default input size (H, W) per config scope: COCO's test scale for detectors, else 224.
@@ -91,9 +92,7 @@ def main(argv=None) -> dict:
     model = build_model(cfg)
     shape = input_shape(cfg, args.shape)
     with torch.no_grad():
-        analyzer = FlopAnalyzer(FeatureExtractor(model), (torch.rand(shape), ))
-        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        analyzer.tracer_warnings('none')
+        analyzer = quiet_flop_analyzer(FeatureExtractor(model), (torch.rand(shape), ))
         flops = analyzer.total()
     params = parameter_count(model)['']
     uncounted = dict(sorted(analyzer.unsupported_ops().items()))

@@ -538,7 +538,7 @@ class DSNet(BaseBackbone):
                 "MMDetection's ResNet and Swin count from 1, so their frozen_stages=k is k - 1 "
                 'here')
         self.frozen_stages = frozen_stages
-        if max_global_tokens is not None and (not isinstance(max_global_tokens, int)
+        if max_global_tokens is not None and (not _is_int(max_global_tokens)
                                               or max_global_tokens < 1):
             raise ValueError(f'max_global_tokens must be a positive int or None, '
                              f'got {max_global_tokens!r}')

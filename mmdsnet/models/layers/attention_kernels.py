@@ -93,7 +93,8 @@ class ChunkedAttention(torch.autograd.Function):
         for index, rows in enumerate(_query_blocks(query, key, chunk_elements)):
             weights = _block_weights(query[:, rows], key, scale)
             if dropout_p > 0:
-                weights = _drop(weights, dropout_p, seed + index)
+                weights = _dropped(weights, _keep_mask(weights, dropout_p, seed + index),
+                                   dropout_p)
             torch.bmm(weights, value, out=out[:, rows])
         ctx.save_for_backward(query, key, value, out)
         ctx.scale, ctx.dropout_p, ctx.seed, ctx.chunk_elements = (scale, dropout_p, seed,
@@ -118,9 +119,9 @@ class ChunkedAttention(torch.autograd.Function):
             grad_weights = torch.bmm(grad_out_block, value.transpose(1, 2))
             if dropout_p > 0:
                 kept = _keep_mask(weights, dropout_p, ctx.seed + index)
-                kept_weights = weights * kept * (1 / (1 - dropout_p))
-                grad_value.baddbmm_(kept_weights.transpose(1, 2), grad_out_block)
-                grad_weights.mul_(kept).mul_(1 / (1 - dropout_p))
+                grad_value.baddbmm_(_dropped(weights, kept, dropout_p).transpose(1, 2),
+                                    grad_out_block)
+                grad_weights = _dropped(grad_weights, kept, dropout_p)
             else:
                 grad_value.baddbmm_(weights.transpose(1, 2), grad_out_block)
             grad_logits = grad_weights.sub_(row_dots[:, rows]).mul_(weights)
@@ -153,5 +154,6 @@ def _keep_mask(weights: torch.Tensor, dropout_p: float, seed: int) -> torch.Tens
                       dtype=weights.dtype) >= dropout_p
 
 
-def _drop(weights: torch.Tensor, dropout_p: float, seed: int) -> torch.Tensor:
-    return weights * _keep_mask(weights, dropout_p, seed) * (1 / (1 - dropout_p))
+def _dropped(values: torch.Tensor, kept: torch.Tensor, dropout_p: float) -> torch.Tensor:
+    """Dropout with a given mask: the kept entries scaled by 1 / (1 - p), the rest 0."""
+    return values * kept * (1 / (1 - dropout_p))
