@@ -1,9 +1,10 @@
-"""tools/train.py (with --resume, also after a SIGTERM), tools/test.py (with --out),
-tools/dist_train.sh and tools/dist_test.sh on two CPU processes, on a few images of the
+"""tools/train.py (with --resume, also after a SIGTERM, and --tensorboard), tools/test.py (with
+--out), tools/dist_train.sh and tools/dist_test.sh on two CPU processes, on a few images of the
 embedded digits set with the quickstart config.
 
 The tools run from a scratch folder holding ``data/digits``, so the config's relative
 ``data_root`` finds it; ``indices`` keeps the first images of each split."""
+import importlib.util
 import os
 import re
 import signal
@@ -12,13 +13,17 @@ import sys
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.fileio import load
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits
+from mmdsnet.launch import load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'dsnet_tiny_digits.py')
+DET_CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'mask_rcnn_dsnet_tiny_shapes.py')
 
 
 def small_run(num_train, num_val, batch_size, max_epochs=2):
@@ -130,3 +135,59 @@ def test_sigterm_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(works
     expected = load_torch_file(str(uninterrupted / 'epoch_3.pth'))['state_dict']
     resumed = load_torch_file(str(preempted / 'epoch_3.pth'))['state_dict']
     assert all(torch.equal(resumed[name], expected[name]) for name in expected)
+
+
+@pytest.fixture(scope='module')
+def train_tool():
+    spec = importlib.util.spec_from_file_location('train',
+                                                  os.path.join(REPO_ROOT, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('config, visualizer', [(CONFIG, 'UniversalVisualizer'),
+                                                (DET_CONFIG, 'DetLocalVisualizer')],
+                         ids=['classification', 'detection'])
+def test_tensorboard_switch_adds_the_backend_next_to_the_local_one(train_tool, config,
+                                                                   visualizer):
+    cfg = load_config(config)
+    train_tool.add_tensorboard(cfg)
+    train_tool.add_tensorboard(cfg)  # a config that has the backend keeps one
+    assert cfg.visualizer.type == visualizer
+    assert [backend.type for backend in cfg.visualizer.vis_backends] == [
+        'LocalVisBackend', 'TensorboardVisBackend']
+
+
+def test_tensorboard_switch_on_a_config_without_a_visualizer(train_tool):
+    """MMEngine's Runner builds a Visualizer with LocalVisBackend for such a config."""
+    cfg = Config(dict(model=dict(type='ImageClassifier')))
+    train_tool.add_tensorboard(cfg)
+    assert cfg.visualizer.to_dict() == dict(type='Visualizer', vis_backends=[
+        dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+
+
+def test_tensorboard_switch_without_tensorboard_names_the_fix(train_tool, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torch.utils.tensorboard', None)  # as if not installed
+    with pytest.raises(ImportError, match=r'--tensorboard needs the tensorboard package .*'
+                       r'pip install tensorboard'):
+        train_tool.add_tensorboard(load_config(CONFIG))
+
+
+def test_train_with_tensorboard_writes_events_that_plot_curves_also_draws(workspace):
+    work_dir = workspace / 'tensorboard'
+    run([*tool('train.py'), CONFIG, '--work-dir', work_dir, '--tensorboard',
+         *small_run(8, 4, 4)], cwd=workspace)
+    events, = work_dir.glob('*/vis_data/events.out.tfevents.*')
+    accumulator = EventAccumulator(str(events.parent))
+    accumulator.Reload()
+    # 2 epochs of 2 iterations, logged every iteration; validation after epoch 2
+    assert [event.step for event in accumulator.Scalars('loss')] == [1, 2, 3, 4]
+    assert [event.step for event in accumulator.Scalars('lr')] == [1, 2, 3, 4]
+    assert [event.step for event in accumulator.Scalars('accuracy/top1')] == [2]
+
+    output = run([sys.executable, os.path.join(REPO_ROOT, 'tools', 'analysis', 'plot_curves.py'),
+                  work_dir, '--out', workspace / 'curves.png'], cwd=workspace)
+    assert '  loss: 4 points, iteration 1 to 4' in output
+    assert '  accuracy/top1: 1 point, epoch 2 to 2' in output
+    assert (workspace / 'curves.png').stat().st_size > 0
