@@ -304,27 +304,35 @@ def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Op
 
     Args:
         model (nn.Module): The module to load into.
-        checkpoint (str): Path or URL, read by MMEngine's loader (local files through
-            :func:`load_torch_file` after ``import mmdsnet``).
+        checkpoint (str): Path or URL, read by MMEngine's loader (after ``import mmdsnet``,
+            local files through :func:`load_torch_file`, and the public releases' ``.pth`` and
+            ``.pdparams`` converted to a classifier checkpoint on the way).
         prefix (str, optional): Only keys starting with it are loaded, without it (e.g.
-            ``'backbone.'`` for a classifier checkpoint). Defaults to None (all keys, from the
-            file's ``state_dict`` entry when it has one).
+            ``'backbone.'`` for a classifier checkpoint). Defaults to None: the
+            ``backbone_prefix`` that the checkpoint's meta names (release weights, converted),
+            else all keys, from the file's ``state_dict`` entry when it has one.
         map_location: Passed to the loader. Defaults to ``'cpu'``.
         optional_prefixes (tuple[str]): Model keys that may be absent from the checkpoint
             (parts added for another task, which keep their initialisation).
         description (str, optional): How the error names the model. Defaults to its class name.
 
     Raises:
-        ValueError: Keys missing, unexpected or of another shape, listing up to 8 of each.
+        ValueError: The file holds no state dict, or keys are missing, unexpected or of another
+            shape (listing up to 8 of each).
     """
     # MMEngine is imported here, not above: mmdsnet.compat imports this module before it has
     # applied the fixes that MMEngine's import needs on today's setuptools.
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_with_prefix
+    from mmengine.runner import CheckpointLoader
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location)
+    if not isinstance(loaded, dict):
+        raise ValueError(f'{checkpoint} holds a {type(loaded).__name__}, not a checkpoint or a '
+                         'state dict')
+    state_dict = loaded.get('state_dict', loaded)
+    prefix = prefix or (loaded.get('meta') or {}).get('backbone_prefix')
     if prefix:
-        state_dict = _load_checkpoint_with_prefix(prefix, checkpoint, map_location)
-    else:
-        state_dict = _load_checkpoint(checkpoint, map_location)
-        state_dict = state_dict.get('state_dict', state_dict)
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
+                      if key.startswith(prefix)}
     state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
     own = model.state_dict()
     missing = sorted(key for key in own
@@ -342,5 +350,6 @@ def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Op
             f'{checkpoint} (prefix {prefix!r}) does not fit '
             f'{description or type(model).__name__}:' + listing('missing', missing) +
             listing('unexpected', unexpected) + listing('shape mismatch', mismatched) +
-            '\n  (weights of the public releases convert with tools/model_converters/)')
+            '\n  Check the arch, and the prefix: a classifier checkpoint needs prefix="backbone." '
+            "(the releases' .pth and .pdparams files load as they are, with or without it)")
     model.load_state_dict(state_dict, strict=False)

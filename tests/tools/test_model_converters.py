@@ -5,50 +5,18 @@ The oracle is ``tools/analysis/dsnet_releases.py``: it re-implements the release
 names and no code shared with ``mmdsnet`` (the benchmark times the same module as the releases'
 baseline). Converted weights must give its logits.
 """
-import argparse
-import importlib.util
-import pickle
-from pathlib import Path
-
 import pytest
 import torch
+from release_checkpoints import load_tool, releases, write_authors_pth, write_pdparams
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.checkpoint import UnsafeCheckpointError
 from mmdsnet.models import DSNet
 from mmdsnet.models.backbones.dsnet_convert import convert_release_state_dict
 
-TOOLS = Path(__file__).resolve().parents[2] / 'tools'
-
-
-def load_tool(name, folder='model_converters'):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / folder / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-releases = load_tool('dsnet_releases', folder='analysis')
-TINY_DEPTHS = releases.DEPTHS['tiny']
 NUM_CLASSES = releases.NUM_CLASSES
 random_release_state_dict = releases.random_release_state_dict
 release_forward = releases.release_forward
-
-
-# ---------------------------------------------------------------- release-layout weights
-
-
-def to_pdparams_arrays(state_dict):
-    """The same weights as PaddleClas stores them."""
-    arrays = {}
-    for key, value in state_dict.items():
-        prefix, _, param = key.rpartition('.')
-        if param == 'num_batches_tracked':
-            continue
-        param = {'running_mean': '_mean', 'running_var': '_variance'}.get(param, param)
-        array = value.numpy()
-        arrays[f'{prefix}.{param}'] = array.T.copy() if array.ndim == 2 else array.copy()
-    return arrays
 
 
 # ---------------------------------------------------------------- helpers
@@ -96,15 +64,9 @@ def test_converted_release_weights_give_release_logits(release_state_dict, image
 
 
 def test_dsnet2mmdsnet_cli(tmp_path, release_state_dict, images):
-    src, dst = tmp_path / 'dsnet_tiny.pth', tmp_path / 'converted.pth'
-    torch.save({
-        'model': release_state_dict,
-        'optimizer': {'state': {}, 'param_groups': []},
-        'lr_scheduler': {'last_epoch': 299},
-        'epoch': 299,
-        'args': argparse.Namespace(model='dsnet_tiny', lr=5e-4),
-    }, src)
-    load_tool('dsnet2mmdsnet').main([str(src), str(dst)])
+    src = write_authors_pth(release_state_dict, tmp_path / 'dsnet_tiny.pth')
+    dst = tmp_path / 'converted.pth'
+    load_tool('dsnet2mmdsnet').main([src, str(dst)])
 
     checkpoint = torch.load(dst, weights_only=True)
     assert checkpoint['meta']['arch'] == 'tiny'
@@ -136,7 +98,9 @@ def test_dsnet2mmdsnet_bare_state_dict_and_ema(tmp_path, release_state_dict):
         tool.main([str(bare), str(tmp_path / 'x.pth'), '--ema'])
 
 
-def test_backbone_only_loads_through_init_cfg(tmp_path, release_state_dict):
+@pytest.mark.parametrize('prefix', ['backbone.', None])
+def test_backbone_only_loads_through_init_cfg(tmp_path, release_state_dict, prefix):
+    # Without a prefix, the converted file's meta names where the backbone's keys are.
     src, dst = tmp_path / 'dsnet_tiny.pth', tmp_path / 'backbone.pth'
     without_head = {k: v for k, v in release_state_dict.items() if not k.startswith('head.')}
     torch.save({'model': without_head}, src)
@@ -144,21 +108,16 @@ def test_backbone_only_loads_through_init_cfg(tmp_path, release_state_dict):
 
     state_dict = torch.load(dst, weights_only=True)['state_dict']
     assert all(key.startswith('backbone.') for key in state_dict)
-    backbone = DSNet(
-        'tiny', init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
+    backbone = DSNet('tiny', init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix=prefix))
     backbone.init_weights()
     expected = {k[len('backbone.'):]: v for k, v in state_dict.items()}
     assert_same_state_dicts(backbone.state_dict(), expected)
 
 
 def test_paddle2mmdsnet_equals_torch_conversion(tmp_path, release_state_dict):
-    src, dst = tmp_path / 'DSNet_tiny_pretrained.pdparams', tmp_path / 'converted.pth'
-    arrays = to_pdparams_arrays(release_state_dict)
-    # Paddle's own bookkeeping entry, present in real files.
-    arrays['StructuredToParameterName@@'] = {key: f'param_{i}' for i, key in enumerate(arrays)}
-    with open(src, 'wb') as file:
-        pickle.dump(arrays, file, protocol=4)  # paddle.save's default protocol
-    load_tool('paddle2mmdsnet').main([str(src), str(dst)])
+    src = write_pdparams(release_state_dict, tmp_path / 'DSNet_tiny_pretrained.pdparams')
+    dst = tmp_path / 'converted.pth'
+    load_tool('paddle2mmdsnet').main([src, str(dst)])
 
     checkpoint = torch.load(dst, weights_only=True)
     assert checkpoint['meta']['arch'] == 'tiny'
@@ -191,4 +150,12 @@ def test_converter_refuses_unsafe_pickles(tmp_path, release_state_dict):
     src = tmp_path / 'evil.pth'
     torch.save({'model': release_state_dict, 'extra': pytest.approx(1)}, src)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        load_tool('dsnet2mmdsnet').main([str(src), str(tmp_path / 'out.pth')])
+
+
+def test_dsnet2mmdsnet_refuses_a_file_without_release_weights(tmp_path):
+    src = tmp_path / 'classifier.pth'
+    torch.save({'state_dict': {'backbone.stages.0.patch_embed.weight': torch.zeros(1)}}, src)
+    with pytest.raises(ValueError, match="classifier.pth.* no DSNet release weights.*"
+                       "'patch_embed1.proj.weight'"):
         load_tool('dsnet2mmdsnet').main([str(src), str(tmp_path / 'out.pth')])

@@ -5,31 +5,23 @@ rebuilds numpy arrays and nothing else. The result loads with ``strict=True`` in
 ``ImageClassifier(backbone=dict(type='DSNet', arch=...), neck=dict(type='GlobalAveragePooling'),
 head=dict(type='LinearClsHead', num_classes=1000, in_channels=512))``; with ``--backbone-only``
 it holds the ``backbone.*`` keys only, for
-``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``. (After
+``import mmdsnet`` the ``.pdparams`` file also loads as it is, converted in memory.)
 
 Usage:
     python tools/model_converters/paddle2mmdsnet.py SRC DST [--backbone-only]
 """
-import argparse
 import os.path as osp
 
+from converter_cli import converter_parser, save_converted
+
 from mmdsnet.checkpoint import load_pdparams
-from mmdsnet.models.backbones.dsnet_convert import (converted_checkpoint, paddle_to_release_layout,
-                                                    save_converted)
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Convert PaddleClas DSNet weights (.pdparams) to MMPretrain.')
-    parser.add_argument('src', help='source .pdparams file')
-    parser.add_argument('dst', help='destination .pth file')
-    parser.add_argument('--backbone-only', action='store_true',
-                        help='write only the backbone.* keys (for detection init_cfg)')
-    return parser.parse_args(argv)
+from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint, paddle_to_release_layout
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = converter_parser('Convert PaddleClas DSNet weights (.pdparams) to MMPretrain.',
+                            'source .pdparams file').parse_args(argv)
     converted = converted_checkpoint(
         paddle_to_release_layout(load_pdparams(args.src)),
         backbone_only=args.backbone_only,

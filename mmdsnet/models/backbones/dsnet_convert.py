@@ -1,4 +1,4 @@
-"""Mapping of the public DSNet releases' weights onto :class:`mmdsnet.models.DSNet`.
+"""Mapping of the public DSNet releases' weights onto :class:`mmdsnet.models.DSNet`, in memory.
 
 The authors' PyTorch release and PaddleClas share one key layout::
 
@@ -8,19 +8,22 @@ The authors' PyTorch release and PaddleClas share one key layout::
     head.{weight,bias}                         Linear classifier
 
 :func:`convert_release_state_dict` turns such a state dict (torch layout) into the state dict of
-an MMPretrain ``ImageClassifier`` with a DSNet backbone and a ``LinearClsHead``; it is also the
-filter to use when loading release weights programmatically. :func:`paddle_to_release_layout`
-first turns PaddleClas arrays into the torch layout. Both converters in
-``tools/model_converters`` go through these two functions.
+an MMPretrain ``ImageClassifier`` with a DSNet backbone and a ``LinearClsHead``;
+:func:`paddle_to_release_layout` first turns PaddleClas arrays into the torch layout.
+:func:`load_from_local_weights` is MMEngine's loader for local files after ``import mmdsnet``,
+so that ``init_cfg`` Pretrained, ``load_from`` and ``get_model(..., pretrained=...)`` take a
+release file as it is; the converters in ``tools/model_converters`` write the same conversion
+to a file.
 """
+import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import torch
 
-from mmdsnet.checkpoint import save_torch_file
+from mmdsnet.checkpoint import load_pdparams, load_torch_file
 from mmdsnet.version import __version__
 
 from .dsnet import DSNet
@@ -53,6 +56,8 @@ PADDLE_PARAM_NAMES = {'_mean': 'running_mean', '_variance': 'running_var'}
 
 BACKBONE_PREFIX = 'backbone.'
 HEAD_PREFIX = 'head.fc.'
+#: Stage 1's patch embedding: every release state dict has it, and no other checkpoint we know.
+RELEASE_SIGNATURE_KEY = 'patch_embed1.proj.weight'
 
 _BLOCK_KEY = re.compile(r'blocks(\d+)\.(\d+)\.(.+)\.(\w+)')
 _PATCH_EMBED_KEY = re.compile(r'patch_embed(\d+)\.proj\.(\w+)')
@@ -188,9 +193,14 @@ def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: 
                          **meta) -> dict:
     """:func:`convert_release_state_dict` wrapped as an MMEngine checkpoint.
 
+    Its meta names ``backbone_prefix``, so that ``init_cfg=dict(type='Pretrained')`` without a
+    prefix loads the backbone part into a DSNet
+    (:func:`mmdsnet.checkpoint.load_pretrained_strictly`).
+
     Returns:
         dict: ``{'state_dict': ..., 'meta': {'arch': 'tiny' | 'small' | 'base' | None,
-        'depths': [...], 'embed_dims': [...], 'mmdsnet_version': ..., **meta}}``.
+        'depths': [...], 'embed_dims': [...], 'backbone_prefix': 'backbone.',
+        'mmdsnet_version': ..., **meta}}``.
     """
     converted = convert_release_state_dict(state_dict, backbone_only)
     depths = infer_depths(state_dict)
@@ -200,13 +210,58 @@ def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: 
     ]
     arch = next((name for name, setting in DSNet.arch_zoo.items()
                  if setting['depths'] == depths and setting['embed_dims'] == embed_dims), None)
-    meta = dict(arch=arch, depths=depths, embed_dims=embed_dims, mmdsnet_version=__version__,
-                **meta)
+    meta = dict(arch=arch, depths=depths, embed_dims=embed_dims, backbone_prefix=BACKBONE_PREFIX,
+                mmdsnet_version=__version__, **meta)
     return {'state_dict': converted, 'meta': meta}
 
 
-def save_converted(checkpoint: dict, filename: str) -> None:
-    """Write a :func:`converted_checkpoint` atomically and say what was written."""
-    save_torch_file(checkpoint, filename)
-    print(f'wrote {len(checkpoint["state_dict"])} tensors ({checkpoint["meta"]["arch"]} arch) '
-          f'to {filename}')
+def find_release_state_dict(checkpoint: Any) -> Optional[Mapping[str, torch.Tensor]]:
+    """The release weights in a loaded ``.pth``: the ``model`` entry of the authors' DeiT-style
+    training checkpoint, or the file itself when it is a bare release state dict; None for any
+    other checkpoint (recognised by :data:`RELEASE_SIGNATURE_KEY`)."""
+    if not isinstance(checkpoint, Mapping):
+        return None
+    for candidate in (checkpoint.get('model'), checkpoint):
+        if isinstance(candidate, Mapping) and RELEASE_SIGNATURE_KEY in candidate:
+            return candidate
+    return None
+
+
+def load_from_local_weights(filename: str, map_location: Any = None) -> Any:
+    """Load a local weight file, converting the public releases' weights in memory.
+
+    A PaddleClas ``.pdparams`` file, or a ``.pth`` that holds release weights (see
+    :func:`find_release_state_dict`; the ``model`` weights, not ``model_ema``), becomes the
+    :func:`converted_checkpoint` of an ``ImageClassifier``: ``backbone.*`` keys, and
+    ``head.fc.*`` where the file has the release's head. Any other file is returned as
+    :func:`mmdsnet.checkpoint.load_torch_file` loads it.
+
+    Raises:
+        ValueError: A release file with keys that are not the release's, or without some
+            (listing them).
+    """
+    if str(filename).endswith('.pdparams'):
+        state_dict = paddle_to_release_layout(load_pdparams(filename))
+        source_format = 'PaddleClas .pdparams'
+    else:
+        checkpoint = load_torch_file(filename, map_location)
+        state_dict = find_release_state_dict(checkpoint)
+        if state_dict is None:
+            return checkpoint
+        source_format = "DSNet authors' PyTorch release"
+    has_head = any(key.startswith('head.') for key in state_dict)
+    try:
+        return converted_checkpoint(state_dict, backbone_only=not has_head,
+                                    source=osp.basename(filename), source_format=source_format)
+    except ValueError as err:
+        raise ValueError(f'{filename}: {err}') from None
+
+
+def register_weights_loader() -> None:
+    """Make :func:`load_from_local_weights` MMEngine's loader for local paths.
+
+    It replaces the loader that :mod:`mmdsnet.compat` registers, and reads ``.pth`` files the
+    same way (:func:`mmdsnet.checkpoint.load_torch_file`).
+    """
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights, force=True)

@@ -1,0 +1,25 @@
+"""What the two release converters share: their command line and how they write the result.
+
+The converters import it as a sibling module (running a script puts its folder first on
+``sys.path``); it imports from ``mmdsnet``, never the other way round.
+"""
+import argparse
+
+from mmdsnet.checkpoint import save_torch_file
+
+
+def converter_parser(description: str, source_help: str) -> argparse.ArgumentParser:
+    """The arguments of both converters: ``SRC DST [--backbone-only]``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('src', help=source_help)
+    parser.add_argument('dst', help='destination .pth file')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='write only the backbone.* keys (for detection init_cfg)')
+    return parser
+
+
+def save_converted(checkpoint: dict, filename: str) -> None:
+    """Write a converted checkpoint atomically, with its checksum, and say what was written."""
+    save_torch_file(checkpoint, filename)
+    print(f'wrote {len(checkpoint["state_dict"])} tensors ({checkpoint["meta"]["arch"]} arch) '
+          f'to {filename}')
