@@ -1,8 +1,8 @@
 """DSNet: Dual-Stream Network (Mao et al., NeurIPS 2021, arXiv 2105.14734).
 
 Computes the same function as the two public releases (the authors' PyTorch code and PaddleClas),
-so their weights load through ``tools/model_converters`` and give the same logits; see
-``mmdsnet/models/backbones/dsnet_convert.py`` for the key mapping.
+so their weight files load as they are and give the same logits; the key mapping is in
+``mmdsnet/models/backbones/dsnet_convert.py``.
 
 Each DS-Block splits its channels into a local half, refined by a depthwise 3x3 conv at full
 resolution, and a global half, resized down to 1/32 (1/64 in stage 4) of the image and refined by
@@ -36,18 +36,13 @@ from mmdsnet.registry import register_model
 
 
 def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a (B, C, H, W) map, ``align_corners=False``, no antialiasing.
+    """Bilinear resize of a (B, C, H, W) map, ``align_corners=False``, no antialiasing: the
+    releases' ``F.interpolate(x, size, mode='bilinear')``.
 
-    This is the releases' ``F.interpolate(x, size, mode='bilinear')``. For a downsampling by
-    even integer factors every output pixel sits exactly halfway between the two middle input
-    pixels of its r x r cell on both axes (source coordinate ``(dst + 0.5) * r - 0.5``), so it is
-    the mean of those 2 x 2 taps, at a fraction of the kernel's cost. It equals the kernel's
-    result up to the order of the four-term sum (at most a few ulp; often bit-identical).
-
-    Upsampling is left to ``F.interpolate``: the block hands it its contiguous global tokens
-    viewed as a channels-last map, for which both the CPU and the CUDA kernels run one pass
-    over the output (the generic NCHW CUDA kernel, which loops over batch and channels in every
-    thread, is never reached).
+    A downsampling by even integer factors is computed as the mean of the two middle taps of
+    each cell on both axes, which is where the bilinear kernel samples, because that is much
+    faster than the kernel (docs/benchmarks.md); it equals the kernel's result up to the order
+    of a four-term sum. Everything else goes to ``F.interpolate``.
     """
     height, width = x.shape[-2:]
     out_height, out_width = size
@@ -381,6 +376,14 @@ def _require(name: str, value, valid: bool, expected: str) -> None:
                         f'({type(value).__name__})')
 
 
+#: The releases' initialisation, DSNet's default ``init_cfg``: truncated normal (std 0.02) for
+#: Linear weights with zero biases, LayerNorm weight 1 and bias 0; convolutions and BatchNorm keep
+#: PyTorch's defaults.
+RELEASE_INIT_CFG = [
+    dict(type='TruncNormal', layer='Linear', std=.02, bias=0.),
+    dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+]
+
 #: The type test and its description for each scalar argument of :class:`DSNet`.
 ARGUMENT_TYPES = {
     'in_channels': (_is_int, 'an int'),
@@ -438,19 +441,13 @@ class DSNet(BaseBackbone):
             co-attention. Both releases hard-code 0.1 (whatever their ``attn_drop_rate`` says);
             the default keeps that for ImageNet training. The detection configs fine-tune with
             0, as MMDetection does for Swin and PVT. Defaults to 0.1.
-        channels_last (bool): Run the stages on channels-last maps (the input is converted
-            once; the outputs keep that layout, with the same values). The 1x1 convolutions
-            then run as plain matrix products, and the tokens that the attention reads are
-            views of the maps, not copies. The convolution weights are stored channels-last
-            too, the layout their gradients come in, so DDP's gradient buckets take them
-            without a copy. Defaults to True.
-        fused_attention (bool): Compute attention with
-            :func:`torch.nn.functional.scaled_dot_product_attention` (never materialises the
-            attention weights). False computes ``softmax(q k^T * scale) v`` explicitly, for
-            checking, FLOP counting and export. On CPU with dropout, where that kernel would
-            materialise the weights, they are computed a block of queries at a time and
-            recomputed in the backward pass (:mod:`mmdsnet.models.layers.attention_kernels`).
-            Defaults to True.
+        channels_last (bool): Run the stages, and store the convolution weights, channels-last,
+            because it is faster on CPU and spares DDP a gradient copy (docs/benchmarks.md); the
+            outputs keep that layout, with the same values. Defaults to True.
+        fused_attention (bool): Compute attention without materialising the attention weights,
+            to save memory and time (:mod:`mmdsnet.models.layers.attention_kernels`). False
+            computes ``softmax(q k^T * scale) v`` explicitly, for checking, FLOP counting and
+            export. Defaults to True.
         max_global_tokens (int, optional): Opt-in cap on the tokens of every block's global
             map. By default the map is ``(H // r, W // r)``, so the co-attention, which pairs
             every local token with every global one, grows with the square of the image area
@@ -464,11 +461,13 @@ class DSNet(BaseBackbone):
             backbones such as Swin and PVT add, e.g. ``dict(type='BN')`` or
             ``dict(type='mmpretrain.LN2d')`` (a LayerNorm over channels; plain ``'LN2d'``
             resolves only under the mmpretrain default scope). Defaults to None (none).
-        init_cfg (dict | list[dict], optional): MMEngine init config, e.g.
-            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. When None,
-            :meth:`init_weights` initialises like the releases: truncated normal (std 0.02) for
-            Linear weights, zero biases, LayerNorm weight 1 and bias 0; convolutions and
-            BatchNorm keep PyTorch's defaults. Defaults to None.
+        init_cfg (dict | list[dict], optional): MMEngine init config. Defaults to
+            :data:`RELEASE_INIT_CFG`, the releases' initialisation; None, which a config writes
+            to drop its base config's ``Pretrained``, means the same.
+            ``dict(type='Pretrained', checkpoint=PATH)`` loads a checkpoint strictly (an error
+            lists what does not fit): a classifier checkpoint with ``prefix='backbone.'``, or a
+            release file (the authors' ``.pth``, PaddleClas' ``.pdparams``) as it is, with or
+            without that prefix.
 
     Example:
         >>> import torch
@@ -509,8 +508,8 @@ class DSNet(BaseBackbone):
                  fused_attention: bool = True,
                  max_global_tokens: Optional[int] = None,
                  out_norm_cfg: Union[Dict, None] = None,
-                 init_cfg: Union[Dict, List[Dict], None] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Union[Dict, List[Dict], None] = RELEASE_INIT_CFG):
+        super().__init__(init_cfg=RELEASE_INIT_CFG if init_cfg is None else init_cfg)
         arguments = dict(in_channels=in_channels, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, with_cp=with_cp, drop_path_rate=drop_path_rate,
                          drop_path_schedule=drop_path_schedule, attn_drop_rate=attn_drop_rate,
@@ -653,9 +652,10 @@ class DSNet(BaseBackbone):
                          f'got {schedule!r}')
 
     def init_weights(self):
+        """Initialise by ``init_cfg``; a ``Pretrained`` checkpoint loads strictly, because
+        MMEngine's only warns about keys that do not fit and trains on with whatever did. Only
+        the output norms (new for dense prediction) may be absent from the checkpoint."""
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            # Strictly: MMEngine's Pretrained only warns about keys that do not fit. Only the
-            # output norms (new for dense prediction) may be absent from the checkpoint.
             load_pretrained_strictly(
                 self, **{k: v for k, v in self.init_cfg.items() if k != 'type'},
                 optional_prefixes=('out_norms.', ),
@@ -663,17 +663,6 @@ class DSNet(BaseBackbone):
             self._is_init = True
             return
         super().init_weights()
-        if self.init_cfg is None:
-            self.apply(self._init_release_weights)
-
-    @staticmethod
-    def _init_release_weights(module: nn.Module):
-        if isinstance(module, nn.Linear):
-            nn.init.trunc_normal_(module.weight, std=.02)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
 
     def _check_input(self, x: torch.Tensor):
         if x.dim() != 4 or x.shape[1] != self.in_channels:

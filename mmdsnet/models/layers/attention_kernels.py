@@ -1,27 +1,18 @@
 """Multi-head attention ``softmax(q k^T * scale) v`` for DSNet, with a kernel chosen per case.
 
-DSNet's co-attention pairs every full-resolution local token with every global token. At
-detection sizes (800 x 1344) that is a 67,200 x 1,050 weight matrix per block and direction in
-stage 1, so how the weights are computed decides the backbone's memory and much of its time:
-
-- Without dropout, on CUDA, and in any traced or compiled graph:
-  :func:`torch.nn.functional.scaled_dot_product_attention`, whose flash / memory-efficient
-  kernels never materialise the weights.
-- CPU with dropout (training at the releases' 0.1): :class:`ChunkedAttention`. PyTorch's fused
-  CPU kernel cannot apply dropout, and SDPA then falls back to materialising every weight
-  matrix (17 GB for DSNet-S's forward and backward at 800 x 1344). The chunked kernel computes
-  the weights a block of queries at a time and recomputes them in the backward pass, so its
-  memory is one block.
-
-All paths compute the same function up to float rounding; with dropout they draw different
-(equally distributed) masks.
+DSNet's co-attention pairs every full-resolution local token with every global token, so at
+detection sizes a materialised weight matrix would dominate the backbone's memory; every fused
+path here avoids it. :func:`attention` runs PyTorch's ``scaled_dot_product_attention`` where it
+can, and :class:`ChunkedAttention` on CPU with dropout, where PyTorch's fused kernel cannot
+apply dropout. All paths compute the same function up to float rounding (with dropout they draw
+different, equally distributed masks). Which case gets which kernel, and the measurements
+behind it: docs/benchmarks.md, "Kernel and DDP details".
 """
 import torch
 import torch.nn.functional as F
 
 #: Elements of the (groups, queries, keys) weight block that :class:`ChunkedAttention` holds at
-#: once: 2**20 floats (4 MiB) keeps a block and its softmax in a CPU's L2/L3 caches while the
-#: matrix products stay large enough to run at full speed.
+#: once (4 MiB of floats; docs/benchmarks.md says why this size).
 CHUNK_ELEMENTS = 2**20
 
 
@@ -35,9 +26,8 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
         value (Tensor): (B, heads, Nk, head_dim).
         scale (float): Multiplies the logits.
         dropout_p (float): Dropout on the attention weights (0 in eval mode).
-        fused (bool): Never materialise the full weights (see the module docstring for the
-            kernel used). False computes them explicitly, as the releases do, for checking, FLOP
-            counting and exporters without the fused op.
+        fused (bool): Never materialise the full weights. False computes them explicitly, as
+            the releases do, for checking, FLOP counting and exporters without the fused op.
 
     Returns:
         Tensor: (B, heads, Nq, head_dim).
@@ -77,13 +67,11 @@ def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
 
 class ChunkedAttention(torch.autograd.Function):
     """Attention on (G, N, head_dim) tensors, a block of queries at a time, recomputing the
-    weights in the backward pass instead of storing them.
+    weights in the backward pass instead of storing them, so that its memory is one block.
 
-    Saved for backward: the inputs and the output (as a fused kernel saves), plus one integer
-    seed when there is dropout. Every query block draws its dropout mask from its own generator
-    seeded with ``seed + block index``, so the backward pass regenerates exactly the masks of the
-    forward pass; the seed itself comes from the global generator, so ``torch.manual_seed`` and
-    checkpointed RNG states make dropout reproducible as usual.
+    Each query block draws its dropout mask from a generator seeded with ``seed + block index``,
+    so the backward pass regenerates the forward pass's masks; the seed comes from the global
+    generator, so ``torch.manual_seed`` makes dropout reproducible as usual.
     """
 
     @staticmethod

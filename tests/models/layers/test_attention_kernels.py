@@ -1,5 +1,5 @@
 """The attention kernels compute softmax(q k^T * scale) v, with its gradients, like the explicit
-form; the last tests pin which kernel runs where (a speed and memory property, not a result)."""
+form. Which kernel runs where is pinned apart, in ``test_attention_kernel_dispatch.py``."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -73,41 +73,3 @@ def test_dispatch_equals_sdpa_in_every_mode():
                                    grad_out)
         for a, e in zip(actual, expected):
             torch.testing.assert_close(a, e)
-
-
-# Which kernel runs where: memory and speed properties.
-
-def autograd_nodes(grad_fn):
-    """Every node of the backward graph below ``grad_fn``."""
-    stack, seen = [grad_fn], []
-    while stack:
-        node = stack.pop()
-        if node is not None and node not in seen:
-            seen.append(node)
-            stack += [next_node for next_node, _ in node.next_functions]
-    return seen
-
-
-def test_cpu_dropout_runs_chunked_and_saves_no_weight_matrix():
-    query, key, value = random_qkv(1, 1, 3000, 500, dtype=torch.float32)
-    out = attention(query, key, value, 0.3, dropout_p=0.1, fused=True)
-    nodes = [node for node in autograd_nodes(out.grad_fn)
-             if type(node).__name__ == 'ChunkedAttentionBackward']
-    assert len(nodes) == 1
-    # query, key, value and the output: nothing of the 3000 x 500 weights.
-    assert [tuple(t.shape) for t in nodes[0].saved_tensors] == [(1, 3000, 8), (1, 500, 8),
-                                                                (1, 500, 8), (1, 3000, 8)]
-
-
-def test_no_dropout_runs_sdpa_everywhere(monkeypatch):
-    calls = []
-    sdpa = F.scaled_dot_product_attention
-
-    def recording_sdpa(*args, **kwargs):
-        calls.append(kwargs['dropout_p'])
-        return sdpa(*args, **kwargs)
-
-    monkeypatch.setattr(F, 'scaled_dot_product_attention', recording_sdpa)
-    query, key, value = random_qkv(1, 1, 300, 50, dtype=torch.float32)
-    attention(query, key, value, 0.3, dropout_p=0., fused=True).sum().backward()
-    assert calls == [0.]
