@@ -233,8 +233,8 @@ def load_from_local_weights(filename: str, map_location: Any = None) -> Any:
     A PaddleClas ``.pdparams`` file, or a ``.pth`` that holds release weights (see
     :func:`find_release_state_dict`; the ``model`` weights, not ``model_ema``), becomes the
     :func:`converted_checkpoint` of an ``ImageClassifier``: ``backbone.*`` keys, and
-    ``head.fc.*`` where the file has the release's head. Any other file is returned as
-    :func:`mmdsnet.checkpoint.load_torch_file` loads it.
+    ``head.fc.*`` where the file has the release's head (``.pdparams`` weights stay on the
+    CPU). Any other file is returned as :func:`mmdsnet.checkpoint.load_torch_file` loads it.
 
     Raises:
         ValueError: A release file with keys that are not the release's, or without some
