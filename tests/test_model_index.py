@@ -50,6 +50,12 @@ def test_get_model_by_name_loads_a_release_file(tiny_pdparams):
                                    atol=1e-5)
 
 
+def test_get_model_by_name_without_a_path_warns_that_no_weights_are_hosted():
+    from mmpretrain import get_model
+    with pytest.warns(UserWarning, match='Unable to find pre-defined checkpoint'):
+        get_model('dsnet-tiny_3rdparty_in1k', pretrained=True)
+
+
 def test_inferencer_by_name(tiny_pdparams, tmp_path):
     import cv2
     import numpy as np
@@ -68,7 +74,7 @@ def test_metafile_models_name_their_config_and_arch():
         config = Config.fromfile(REPO_ROOT / model['Config'])
         assert config.model.backbone.arch == arch, model['Name']
         assert model['Converted From']['Weights'].endswith(f'DSNet_{arch}_pretrained.pdparams')
-        assert model['Weights'] is None  # no file of ours; get_model(pretrained=True) warns
+        assert model['Weights'] is None  # we host no file
 
 
 def test_detection_metafile_names_existing_configs_and_reports_nothing_unmeasured():
