@@ -60,6 +60,13 @@ def test_coco_configs_fine_tune_like_mmdet_transformer_backbones(name):
 
 
 @pytest.mark.parametrize('name', ALL_CONFIGS)
+def test_detection_configs_leave_cudnn_benchmark_off(name):
+    # The RoI heads see new shapes every step, and cuDNN would time its algorithms again for
+    # each: a Mask R-CNN step took 3.5x as long on an H200 (docs/benchmarks.md, run 3).
+    assert load(name).env_cfg.cudnn_benchmark is False
+
+
+@pytest.mark.parametrize('name', ALL_CONFIGS)
 def test_config_wires_dsnet_into_the_detector(name):
     cfg = load(name)
     assert cfg.default_scope == 'mmdet'

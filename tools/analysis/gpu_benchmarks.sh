@@ -4,8 +4,10 @@
 #
 #   bash tools/analysis/gpu_benchmarks.sh OUT_DIR [STEP...]
 #
-# STEPs (default: all, in this order): classification dense resize profile compile
-# tests detector. Without detector, mmcv's CUDA ops are not built.
+# STEPs (default: all, in this order): classification dense resize profile compile study
+# compile_train tests detector study_detector. study and study_detector time the kernel choices
+# of tools/analysis/kernel_study.py; compile_train compiles the classification training step.
+# Without detector or study_detector, mmcv's CUDA ops are not built.
 #
 # Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
 # small dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
@@ -18,7 +20,8 @@ set -uo pipefail
 
 OUT_DIR="${1:?usage: gpu_benchmarks.sh OUT_DIR [STEP...]}"
 shift
-STEPS=" ${*:-classification dense resize profile compile tests detector} "
+STEPS=" ${*:-classification dense resize profile compile study compile_train tests detector \
+  study_detector} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -65,7 +68,8 @@ log "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format
 "$PY" -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)'
 
 log "mmcv with CUDA ops, in the background on cores $BUILD_CORES"
-if ! wanted detector || [ -n "$(ls "$BUILD"/cuda/site/mmcv/_ext*.so 2>/dev/null)" ]; then
+if ! { wanted detector || wanted study_detector; } \
+    || [ -n "$(ls "$BUILD"/cuda/site/mmcv/_ext*.so 2>/dev/null)" ]; then
   cuda_build=
 else
   taskset -c "$BUILD_CORES" bash -c "$(declare -f log build_mmcv); SITE=$SITE PY=$PY; \
@@ -100,6 +104,14 @@ wanted profile && run profile 60 "$NO_OPS" --what classification --dtype bf16 --
   --train-batch 128 --models dsnet_small --profile --repeats 5
 wanted compile && run compile 150 "$NO_OPS" --what classification --dtype bf16 --batch 256 \
   --skip-train --models dsnet_small swin_tiny_patch4_window7_224 --compile
+wanted study && run_script kernel_study.py study 170 "$NO_OPS" --dtype bf16 --profile \
+  --steps dense training inference inference_deploy
+if wanted compile_train; then
+  for model in dsnet_small swin_tiny_patch4_window7_224; do
+    run "compile_train_${model%%_patch*}" 150 "$NO_OPS" --what classification --dtype bf16 \
+      --batch 256 --train-batch 128 --models "$model" --compile
+  done
+fi
 if wanted tests; then
   log "start tests: the attention, resize and layout tests on this machine"
   PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 150 "$PY" -m pytest -q -p no:cacheprovider \
@@ -113,4 +125,7 @@ if [ -n "$cuda_build" ]; then
   wait "$cuda_build" || exit 1
 fi
 wanted detector && run detector 150 "$BUILD/cuda/site" --what detector --det-batch 2
+wanted study_detector && run_script kernel_study.py study_detector 110 "$BUILD/cuda/site" \
+  --steps detector --rounds 3 --variants committed cudnn_benchmark sdpa_efficient sdpa_cudnn \
+  depthwise_nchw global_queries_explicit
 log "done"

@@ -1,0 +1,86 @@
+"""tools/analysis/kernel_study.py: its variants compute the committed function, and a tiny run
+writes one row per step and variant (no timing asserts)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmdsnet.models import DSNet
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO_ROOT, 'tools', 'analysis', 'kernel_study.py')
+# The variants that run on a CPU (the sdpa_* ones select CUDA kernels).
+CPU_VARIANTS = ('cudnn_benchmark', 'depthwise_nchw', 'global_queries_explicit', 'adamw_fused')
+
+
+@pytest.fixture(scope='module')
+def kernel_study():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        import kernel_study
+        yield kernel_study
+    finally:
+        sys.path.remove(os.path.dirname(SCRIPT))
+
+
+@pytest.mark.parametrize('variant', CPU_VARIANTS)
+def test_variants_compute_the_committed_function(kernel_study, variant):
+    torch.manual_seed(0)
+    # 128 x 192 gives stage 1 a 32 x 48 local map and a 4 x 6 global one: the co-attention's
+    # global queries are outnumbered 64 to 1, so global_queries_explicit takes its own path.
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), attn_drop_rate=0., drop_path_rate=0.).train()
+    images = torch.randn(2, 3, 128, 192, requires_grad=True)
+
+    def outputs_and_input_grad():
+        images.grad = None
+        outputs = model(images)
+        sum(out.square().mean() for out in outputs).backward()
+        return [out.detach() for out in outputs] + [images.grad.clone()]
+
+    expected = outputs_and_input_grad()
+    with kernel_study.variants()[variant]():
+        actual = outputs_and_input_grad()
+    for want, got in zip(expected, actual):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_global_queries_explicit_takes_only_the_few_queries_direction(kernel_study, monkeypatch):
+    calls = []
+    original = kernel_study.dsnet_module.attention
+
+    def recording(query, key, value, *args):
+        calls.append((query.shape[-2], key.shape[-2]))
+        return original(query, key, value, *args)
+
+    monkeypatch.setattr(kernel_study.dsnet_module, 'attention', recording)
+    model = DSNet('tiny', attn_drop_rate=0.).eval()
+    with torch.no_grad(), kernel_study.variants()['global_queries_explicit']():
+        model(torch.randn(1, 3, 128, 192))
+    # What still reaches the fused path: self-attention and local queries, never global ones.
+    assert calls and all(queries * kernel_study.FEW_QUERIES > keys for queries, keys in calls)
+
+
+def test_tiny_run_writes_a_row_per_step_and_variant(tmp_path):
+    out = tmp_path / 'study.json'
+    subprocess.run(
+        [sys.executable, SCRIPT, '--device', 'cpu', '--dtype', 'fp32', '--arch', 'tiny',
+         '--steps', 'training', 'inference_deploy', '--batch', '2', '--train-batch', '2',
+         '--rounds', '1', '--repeats', '1', '--variants', 'committed', 'adamw_fused',
+         '--out', str(out)],
+        check=True, cwd=REPO_ROOT)
+    report = json.loads(out.read_text())
+    assert set(report['results']) == {'training', 'inference_deploy'}
+    for rows in report['results'].values():
+        assert set(rows) == {'committed', 'adamw_fused'}
+        assert all(row['ms'] > 0 for row in rows.values())
+
+
+def test_unknown_variant_is_named(tmp_path):
+    result = subprocess.run(
+        [sys.executable, SCRIPT, '--device', 'cpu', '--variants', 'committed', 'bogus'],
+        capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode != 0
+    assert "unknown or unsupported variants ['bogus']" in result.stderr
