@@ -9,8 +9,8 @@ _base_ = [
     '_base_/mmdsnet_runtime.py',
 ]
 
-# ImageNet-1k weights with `backbone.` keys: a checkpoint of configs/dsnet_small_in1k.py, or a
-# release checkpoint converted by tools/model_converters/dsnet2mmdsnet.py --backbone-only.
+# ImageNet-1k weights: a checkpoint of configs/dsnet_small_in1k.py, or a release file as it is
+# (the authors' .pth or PaddleClas' .pdparams, converted in memory on loading).
 # Elsewhere: --cfg-options model.backbone.init_cfg.checkpoint=PATH
 pretrained = 'checkpoints/dsnet_small_in1k.pth'
 
