@@ -11,6 +11,12 @@ and allowlist exactly what the files we read contain beyond tensors:
   :func:`history_buffer_method`, which looks up nothing else;
 - the DSNet authors' DeiT-style checkpoints: the training ``argparse.Namespace`` under ``args``.
 
+torch < 2.6 cannot take that allowlist (``safe_globals`` with ``getattr`` renamed), so there
+:func:`load_torch_file` hands ``torch.load`` :class:`AllowlistUnpickler` as its pickle module:
+it rebuilds the same objects that ``weights_only=True`` and the allowlist rebuild on today's
+torch, under the same rules, and refuses everything else with the same error. It is never
+``weights_only=False`` with Python's own unpickler.
+
 PaddleClas ``.pdparams`` files are pickles of numpy arrays; :func:`load_pdparams` reads them
 with an unpickler that rebuilds numpy arrays and nothing else.
 
@@ -26,7 +32,10 @@ unpickling anything and raises :class:`DamagedCheckpointError` on a mismatch.
 :func:`load_pretrained_strictly` is what DSNet's ``init_cfg=dict(type='Pretrained')`` runs: it
 loads a checkpoint into a model and raises, listing the keys, where the two do not fit.
 """
+import _compat_pickle
 import argparse
+import codecs
+import collections
 import contextlib
 import hashlib
 import io
@@ -34,6 +43,9 @@ import os
 import os.path as osp
 import pickle
 import re
+import struct
+import types
+import zipfile
 from typing import Any, BinaryIO, Dict, Optional, Tuple
 
 import numpy as np
@@ -51,12 +63,14 @@ class DamagedCheckpointError(ValueError):
 
 def _numpy_globals():
     """The numpy callables and classes a pickle of arrays and scalars refers to."""
-    core = getattr(np, '_core', None) or np.core
+    if np.lib.NumpyVersion(np.__version__) >= '2.0.0':  # numpy 2 moved numpy.core here
+        from numpy._core import multiarray
+    else:  # numpy 1.26's numpy._core is a partial alias, without multiarray until imported
+        from numpy.core import multiarray
     dtype_classes = [
         getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith('DType')
     ]
-    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
-            *dtype_classes]
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
 def history_buffer_method(owner, name):
@@ -77,12 +91,175 @@ def checkpoint_safe_globals():
             *_numpy_globals()]
 
 
+def _allowlist_by_name():
+    """Name in a pickle to object, for :class:`AllowlistUnpickler`: what ``weights_only=True``
+    allows on this torch, the plain-data globals that torch 2.6+ allows beyond torch 2.1's, and
+    :func:`checkpoint_safe_globals`."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+    allowed = dict(_get_allowed_globals())
+    dtypes = {value for value in vars(torch).values() if isinstance(value, torch.dtype)}
+    for entry in (*dtypes, torch.device, collections.Counter, collections.OrderedDict, set,
+                  bytearray, complex, (codecs.encode, '_codecs.encode'),
+                  *checkpoint_safe_globals()):
+        if isinstance(entry, tuple):
+            allowed[entry[1]] = entry[0]
+        elif isinstance(entry, torch.dtype):
+            allowed[str(entry)] = entry
+        else:
+            allowed[f'{entry.__module__}.{entry.__qualname__}'] = entry
+    return allowed
+
+
+def _unsupported_opcode(code):
+    """A handler that refuses opcode ``code`` as torch's weights-only unpickler does."""
+
+    def refuse(unpickler):
+        raise pickle.UnpicklingError(f'Unsupported operand {code}')
+
+    return refuse
+
+
+class AllowlistUnpickler(pickle._Unpickler):
+    """The rules of today's ``torch.load(weights_only=True)`` with :func:`checkpoint_safe_globals`,
+    for a torch that cannot take that allowlist (< 2.6); passed as ``torch.load``'s pickle module.
+
+    Globals are looked up in :func:`_allowlist_by_name` only; only those objects may be called
+    (``REDUCE``) or instantiated (``NEWOBJ``), only instances of those classes may have their
+    state set (``BUILD``), items go into plain lists, dicts and sets only, and the only persistent
+    ids are torch storages. A global outside the allowlist raises :class:`UnsafeCheckpointError`;
+    an opcode that torch's weights-only unpickler does not support and that could reach other
+    objects (``INST``, ``OBJ``, ``NEWOBJ_EX``, ``EXT*``, ``PERSID``) raises ``Unsupported
+    operand``, as it does there. Python's own unpickler (``pickle._Unpickler``) reads the rest.
+    """
+
+    dispatch = {**pickle._Unpickler.dispatch,
+                **{opcode[0]: _unsupported_opcode(opcode[0])
+                   for opcode in (pickle.INST, pickle.OBJ, pickle.NEWOBJ_EX, pickle.EXT1,
+                                  pickle.EXT2, pickle.EXT4, pickle.PERSID)}}
+
+    def __init__(self, file, **kwargs):
+        super().__init__(file, **kwargs)
+        self.allowed = _allowlist_by_name()
+        self.allowed_ids = {id(obj) for obj in self.allowed.values()}
+
+    def find_class(self, module, name):
+        if self.proto < 3 and self.fix_imports:  # Python 2 names, as pickle and torch map them
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        full_name = f'{module}.{name}'
+        if full_name not in self.allowed:
+            raise UnsafeCheckpointError(
+                f'Unsupported global: GLOBAL {full_name} was not an allowed global by default')
+        return self.allowed[full_name]
+
+    def _is_allowed(self, obj):
+        return id(obj) in self.allowed_ids
+
+    def _reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if not self._is_allowed(func):
+            raise UnsafeCheckpointError(f'Trying to call reduce for unrecognized function {func}')
+        self.stack[-1] = func(*args)
+
+    def _newobj(self):
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls is torch.nn.Parameter:
+            self.append(torch.nn.Parameter(*args))
+        elif self._is_allowed(cls):
+            self.append(cls.__new__(cls, *args))
+        else:
+            raise UnsafeCheckpointError('Can only create new object for nn.Parameter or classes '
+                                        f'allowlisted via `add_safe_globals` but got {cls}')
+
+    def _build(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) is torch.Tensor:
+            inst.set_(*state)
+        elif type(inst) is torch.nn.Parameter:
+            inst.__setstate__(state)
+        elif type(inst) is collections.OrderedDict:
+            inst.__dict__.update(state)
+        elif self._is_allowed(type(inst)):
+            if hasattr(inst, '__setstate__'):
+                inst.__setstate__(state)
+            else:
+                slotstate = None
+                if isinstance(state, tuple) and len(state) == 2:
+                    state, slotstate = state
+                if state:
+                    inst.__dict__.update(state)
+                for key, value in (slotstate or {}).items():
+                    setattr(inst, key, value)
+        else:
+            raise UnsafeCheckpointError(
+                'Can only build Tensor, Parameter, OrderedDict or types allowlisted via '
+                f'`add_safe_globals`, but got {type(inst)}')
+
+    def _check_target(self, target, types, what):
+        if type(target) not in types:
+            raise UnsafeCheckpointError(f'Can only {what} for {types}, but got {type(target)}')
+
+    def _append(self):
+        self._check_target(self.stack[-2], (list, ), 'APPEND')
+        pickle._Unpickler.load_append(self)
+
+    def _appends(self):
+        self._check_target(self.metastack[-1][-1], (list, ), 'APPENDS')
+        pickle._Unpickler.load_appends(self)
+
+    def _setitem(self):
+        self._check_target(self.stack[-3], (dict, collections.OrderedDict, collections.Counter),
+                           'SETITEM')
+        pickle._Unpickler.load_setitem(self)
+
+    def _setitems(self):
+        self._check_target(self.metastack[-1][-1],
+                           (dict, collections.OrderedDict, collections.Counter), 'SETITEMS')
+        pickle._Unpickler.load_setitems(self)
+
+    def _additems(self):
+        self._check_target(self.metastack[-1][-1], (set, ), 'ADDITEMS')
+        pickle._Unpickler.load_additems(self)
+
+    def _binpersid(self):
+        pid = self.stack[-1]
+        if type(pid) is not tuple and type(pid) is not int:
+            raise UnsafeCheckpointError(
+                f'persistent_load id must be tuple or int, but got {type(pid)}')
+        if type(pid) is tuple and pid and torch.serialization._maybe_decode_ascii(
+                pid[0]) != 'storage':
+            raise UnsafeCheckpointError(
+                f'Only persistent_load of storage is allowed, but got {pid[0]!r}')
+        pickle._Unpickler.load_binpersid(self)
+
+    dispatch.update({
+        pickle.REDUCE[0]: _reduce, pickle.NEWOBJ[0]: _newobj, pickle.BUILD[0]: _build,
+        pickle.APPEND[0]: _append, pickle.APPENDS[0]: _appends, pickle.SETITEM[0]: _setitem,
+        pickle.SETITEMS[0]: _setitems, pickle.ADDITEMS[0]: _additems,
+        pickle.BINPERSID[0]: _binpersid})
+
+
+# What torch.load(pickle_module=...) uses: Unpickler, and load for the legacy format's headers.
+allowlist_pickle_module = types.SimpleNamespace(
+    __name__='mmdsnet.checkpoint.allowlist_pickle_module', Unpickler=AllowlistUnpickler,
+    load=lambda file, **kwargs: AllowlistUnpickler(file, **kwargs).load())
+
+# torch.load(weights_only=True) takes ``safe_globals`` with (object, name) pairs from torch 2.6 on.
+TORCH_TAKES_NAMED_SAFE_GLOBALS = torch.__version__ >= '2.6'
+
+
 def load_torch_file(filename: str, map_location: Any = 'cpu') -> Any:
     """Load a torch pickle with ``weights_only=True`` and the checkpoint allowlist.
 
-    A file that records a checksum (:func:`save_torch_file`) is verified first, so a damaged one
-    is refused before anything is unpickled or any weights are touched; files without one (older
-    runs, release weights) load as they are.
+    On torch < 2.6 the same allowlist is enforced by :class:`AllowlistUnpickler`. A file that
+    records a checksum (:func:`save_torch_file`) is verified first, so a damaged one is refused
+    before anything is unpickled or any weights are touched; files without one (older runs,
+    release weights) load as they are.
 
     Args:
         filename (str): Path of a ``.pth`` file (``~`` is expanded).
@@ -99,23 +276,47 @@ def load_torch_file(filename: str, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
     verify_checksum(filename)
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+        if TORCH_TAKES_NAMED_SAFE_GLOBALS:
+            with torch.serialization.safe_globals(checkpoint_safe_globals()):
+                return torch.load(filename, map_location=map_location, weights_only=True)
+        _refuse_torchscript(filename)
+        return torch.load(filename, map_location=map_location,
+                          pickle_module=allowlist_pickle_module)
+    except UnsafeCheckpointError as err:  # raised by AllowlistUnpickler
+        raise _refusal(filename, str(err)) from None
     except pickle.UnpicklingError as err:
         not_a_pickle = re.search(r'Unsupported operand \d+', str(err))
         if 'Weights only load failed' not in str(err) or not_a_pickle:
             raise DamagedCheckpointError(
                 f'{filename!r} is not a readable torch checkpoint (truncated or another format): '
                 f'{not_a_pickle.group() if not_a_pickle else err}') from None
-        refused = _refusal_reason(str(err))
-        raise UnsafeCheckpointError(
-            f'refused to load {filename!r}: {refused}. Loading it would require unpickling an '
-            'object that mmdsnet does not allow in weight files, which could run arbitrary code. '
-            'If you wrote this file yourself and trust it, re-save its tensors as a plain '
-            'state dict.') from None
-    except (RuntimeError, EOFError, OSError) as err:  # torch's zip reader: EINVAL when cut off
+        raise _refusal(filename, _refusal_reason(str(err))) from None
+    # torch's zip reader: EINVAL when cut off; the rest: AllowlistUnpickler on a broken pickle
+    except (RuntimeError, EOFError, OSError, IndexError, KeyError, TypeError, ValueError,
+            struct.error) as err:
         raise DamagedCheckpointError(f'{filename!r} is not a readable torch checkpoint '
                                      f'(truncated or another format): {err}') from None
+
+
+def _refusal(filename: str, reason: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f'refused to load {filename!r}: {reason}. Loading it would require unpickling an '
+        'object that mmdsnet does not allow in weight files, which could run arbitrary code. '
+        'If you wrote this file yourself and trust it, re-save its tensors as a plain '
+        'state dict.')
+
+
+def _refuse_torchscript(filename: str) -> None:
+    """torch < 2.6 hands a TorchScript archive to ``torch.jit.load`` whatever the pickle module;
+    today's ``weights_only=True`` refuses it, and so does this."""
+    if not zipfile.is_zipfile(filename):
+        return
+    with zipfile.ZipFile(filename) as archive:
+        if any(name.endswith('/constants.pkl') for name in archive.namelist()):
+            raise DamagedCheckpointError(
+                f'{filename!r} is not a readable torch checkpoint (truncated or another format): '
+                'it is a TorchScript archive, which holds code; load it with torch.jit.load if '
+                'you trust it')
 
 
 def _refusal_reason(message: str) -> str:
