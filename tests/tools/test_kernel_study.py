@@ -1,5 +1,6 @@
 """tools/analysis/kernel_study.py: its variants compute the committed function, and a tiny run
-writes one row per step and variant (no timing asserts)."""
+writes one row per step and variant (no timing asserts); tools/analysis/op_count.py counts what
+is dispatched."""
 import json
 import os
 import subprocess
@@ -84,3 +85,22 @@ def test_unknown_variant_is_named(tmp_path):
         capture_output=True, text=True, cwd=REPO_ROOT)
     assert result.returncode != 0
     assert "unknown or unsupported variants ['bogus']" in result.stderr
+
+
+def test_op_count_counts_each_dispatched_operator(tmp_path):
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        import op_count
+    finally:
+        sys.path.remove(os.path.dirname(SCRIPT))
+    linear = torch.nn.Linear(4, 3)
+    with op_count.OperatorCounter() as counter:
+        linear(torch.randn(2, 4)).sum().backward()
+    # One addmm forward; one sum for the loss and one for the bias gradient.
+    assert counter.counts['addmm'] == 1 and counter.counts['sum'] == 2
+    out = tmp_path / 'ops.json'
+    rows = op_count.main(['--models', 'dsnet_tiny', '--size', '64', '64', '--out', str(out)])
+    # Every block's co-attention runs two attention calls and the global stream one, each with
+    # its backward: 3 x 9 blocks of DSNet-T.
+    assert rows[0]['counts']['_scaled_dot_product_flash_attention_for_cpu'] == 27
+    assert json.loads(out.read_text())['results'][0]['operators'] == rows[0]['operators']
