@@ -1,9 +1,11 @@
-"""Fixes for running the last OpenMMLab releases on today's torch, numpy and setuptools.
+"""Fixes for running the last OpenMMLab releases on torch 2.1 to today's, numpy 1 and 2, and any
+setuptools.
 
 mmengine 0.10.7, mmcv 2.1.0, mmpretrain 1.2.0 and mmdet 3.3.0 predate torch 2.6, numpy 2 and
 setuptools 70. :func:`apply` is called once by ``import mmdsnet``; each fix below names the
-failure it prevents, and ``tests/test_compat.py`` reproduces each failure without the fix.
-Nothing here changes behaviour beyond the failure it repairs.
+failure it prevents and applies only where that failure exists (the conditions below), and
+``tests/test_compat.py`` reproduces each failure without the fix. Nothing here changes behaviour
+beyond the failure it repairs.
 """
 import importlib
 import importlib.abc
@@ -13,9 +15,29 @@ import importlib.util
 import os.path as osp
 import sys
 
-import numpy as np
+from .requirements import require_importable
 
-from .checkpoint import load_torch_file, save_torch_file, write_bytes_atomically
+# Before anything below fails on the first missing or too old package: names all of them.
+require_importable()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .checkpoint import load_torch_file, save_torch_file, write_bytes_atomically  # noqa: E402
+
+# torch.load defaults to weights_only=True from torch 2.6 on, which refuses Runner checkpoints;
+# before, it unpickles anything, so a crafted checkpoint runs its code. Either way MMEngine's
+# loader needs replacing, on every torch.
+TORCH_LOAD_DEFAULTS_TO_WEIGHTS_ONLY = torch.__version__ >= '2.6'
+# numpy 2 raises OverflowError for np.uint8(-25); numpy 1 wrapped it modulo 256.
+NUMPY_REFUSES_NEGATIVE_UINT8 = np.lib.NumpyVersion(np.__version__) >= '2.0.0'
+# transformers 4.52 moved what mmpretrain 1.2.0's multimodal models import.
+TRANSFORMERS_BREAKS_MMPRETRAIN_MULTIMODAL = (4, 52)
+
+
+def pkg_resources_missing():
+    """Whether ``pkg_resources`` cannot be imported (setuptools without it, or none at all)."""
+    return importlib.util.find_spec('pkg_resources') is None
 
 
 def load_from_local(filename, map_location=None):
@@ -26,7 +48,8 @@ def load_from_local(filename, map_location=None):
 def _route_local_checkpoints_through_allowlist():
     """torch >= 2.6 loads with ``weights_only=True``, and a Runner checkpoint holds
     ``HistoryBuffer`` and numpy objects: ``--resume``, ``load_from`` and ``init_cfg`` Pretrained
-    fail with ``Weights only load failed ... Unsupported global``. Loading keeps
+    fail with ``Weights only load failed ... Unsupported global``. Older torch loads with
+    ``weights_only=False``: a crafted checkpoint runs its code. Loading now keeps the rules of
     ``weights_only=True`` and adds exactly the allowlist of :mod:`mmdsnet.checkpoint`."""
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
@@ -100,6 +123,8 @@ def _find_packages_without_pkg_resources():
     """mmengine resolves ``mmdet::`` / ``mmpretrain::`` config bases with ``pkg_resources``,
     which setuptools deprecates and has removed: ``Config.fromfile`` then fails with
     ``ModuleNotFoundError: No module named 'pkg_resources'``. Same answers via importlib."""
+    if not pkg_resources_missing():
+        return
     import mmengine.config.config as config_module
     import mmengine.hub.hub as hub_module
     import mmengine.utils as utils_module
@@ -145,6 +170,8 @@ def adjust_hue(img, hue_factor, backend=None):
 
 
 def _hue_shift_on_numpy2():
+    if not NUMPY_REFUSES_NEGATIVE_UINT8:
+        return
     import mmcv
     import mmcv.image
     import mmcv.image.photometric
@@ -187,7 +214,7 @@ def _transformers_version():
 
 def _skip_multimodal_models_on_new_transformers():
     version = _transformers_version()
-    if version is None or version < (4, 52):
+    if version is None or version < TRANSFORMERS_BREAKS_MMPRETRAIN_MULTIMODAL:
         return
     if _MultimodalGate.MODULE in sys.modules:
         # Imported already (e.g. by ``mmpretrain.apis``): the flag still counts as long as

@@ -1,8 +1,10 @@
 """Each compat fix: the original failure, reproduced without ``import mmdsnet``, and the fix.
 
 The "without" halves run in a fresh interpreter that never imports mmdsnet, so they show the
-upstream releases failing on today's torch / numpy / setuptools; if upstream ever stops
-failing, they fail and the fix can go.
+upstream releases failing on the torch / numpy / setuptools installed; if upstream ever stops
+failing, they fail and the fix can go. A failure that does not exist on the stack installed
+(e.g. the numpy 2 one under numpy 1) skips, saying so, and a test checks that its fix is then
+not applied.
 """
 import os
 
@@ -14,6 +16,8 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 import mmdsnet  # noqa: F401  (applies the fixes)
+from mmdsnet import compat
+from mmdsnet.checkpoint import TORCH_TAKES_NAMED_SAFE_GLOBALS, allowlist_pickle_module
 
 # --------------------------------------------------------------------------- checkpoints
 
@@ -71,6 +75,10 @@ def trained_work_dir(tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.skipif(not compat.TORCH_LOAD_DEFAULTS_TO_WEIGHTS_ONLY,
+                    reason=f'torch {torch.__version__} < 2.6 does not load with weights_only=True '
+                    'by default; the failure there is test_mmengine_runs_checkpoint_code_upstream_'
+                    'on_old_torch')
 def test_runner_checkpoint_needs_more_than_plain_weights_only(trained_work_dir, run_python):
     result = run_python(
         'import torch\n'
@@ -80,19 +88,32 @@ def test_runner_checkpoint_needs_more_than_plain_weights_only(trained_work_dir, 
     assert 'HistoryBuffer' in result.stderr or 'numpy' in result.stderr
 
 
+@pytest.mark.skipif(compat.TORCH_LOAD_DEFAULTS_TO_WEIGHTS_ONLY,
+                    reason=f'torch {torch.__version__} >= 2.6 refuses the crafted checkpoint '
+                    'itself; the failure there is test_runner_checkpoint_needs_more_than_plain_'
+                    'weights_only')
+def test_mmengine_runs_checkpoint_code_upstream_on_old_torch(crafted_pth, marker, run_python):
+    result = run_python('import torch.nn as nn\n'
+                        'from mmengine.runner import load_checkpoint\n'
+                        f'load_checkpoint(nn.Linear(2, 2), {crafted_pth!r})\n')
+    assert marker.exists(), result.stderr
+
+
 def test_runner_resumes_from_epoch_2_to_3_under_weights_only(trained_work_dir, monkeypatch):
     loads = []
     original_load = torch.load
 
     def spy_load(*args, **kwargs):
-        loads.append(kwargs.get('weights_only'))
+        loads.append((kwargs.get('weights_only'), kwargs.get('pickle_module')))
         return original_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, 'load', spy_load)
     runner = make_runner(trained_work_dir, max_epochs=3, resume=True)
     runner.train()
 
-    assert loads and all(flag is True for flag in loads)
+    # weights_only=True with the allowlist, or (torch < 2.6) the unpickler that enforces it
+    expected = (True, None) if TORCH_TAKES_NAMED_SAFE_GLOBALS else (None, allowlist_pickle_module)
+    assert loads and all(load == expected for load in loads)
     assert runner.epoch == 3
     iters_per_epoch = len(GeneratedImages()) // 4
     assert runner.iter == 3 * iters_per_epoch
@@ -133,6 +154,12 @@ def test_mmdet_base_config_needs_pkg_resources_upstream(mmdet_based_config, run_
     assert 'pkg_resources' in result.stderr
 
 
+def test_pkg_resources_fix_applies_only_without_pkg_resources():
+    import mmengine.utils.package_utils as package_utils
+    applied = package_utils.get_installed_path is compat.get_installed_path
+    assert applied == compat.pkg_resources_missing()
+
+
 def test_mmdet_base_config_loads_without_pkg_resources(mmdet_based_config, run_python):
     result = run_python(WITHOUT_PKG_RESOURCES + 'import mmdsnet\n'
                         'from mmengine.config import Config\n'
@@ -158,6 +185,18 @@ def hue_channel(image):
     return cv2.cvtColor(image, cv2.COLOR_BGR2HSV_FULL)[..., 0].astype(int)
 
 
+needs_numpy2 = pytest.mark.skipif(
+    not compat.NUMPY_REFUSES_NEGATIVE_UINT8,
+    reason=f'numpy {np.__version__} < 2 wraps np.uint8(-25): mmcv\'s own adjust_hue works and '
+    'the fix is not applied')
+
+
+def test_hue_fix_applies_only_on_numpy2():
+    import mmcv
+    assert (mmcv.adjust_hue is compat.adjust_hue) == compat.NUMPY_REFUSES_NEGATIVE_UINT8
+
+
+@needs_numpy2
 def test_negative_hue_shift_breaks_upstream_on_numpy2(run_python):
     result = run_python(
         'import numpy as np, mmcv\n'
@@ -182,6 +221,7 @@ def test_hue_shift_rotates_the_hue_channel(hue_factor, backend):
     assert shifted.dtype == image.dtype and shifted.shape == image.shape
 
 
+@needs_numpy2
 def test_positive_hue_shift_matches_upstream_exactly(run_python, tmp_path):
     import mmcv.image.photometric  # noqa: F401
 

@@ -1,5 +1,13 @@
-"""The OpenMMLab stack installs, imports and its compiled ops compute the right numbers."""
+"""The OpenMMLab stack installs, imports and its compiled ops compute the right numbers, and
+installing mmdsnet into it with pip changes nothing else."""
+import json
+import os
+import subprocess
+import sys
+
 import torch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_stack_imports_together():
@@ -40,3 +48,22 @@ def test_compiled_roi_align_matches_hand_computed_bins():
     # with 2 samples each at 0, 1 and 2, 3 -> centres 0.5 and 2.5.
     expected = torch.tensor([[[[0.5 + 4 * 0.5, 2.5 + 4 * 0.5], [0.5 + 4 * 2.5, 2.5 + 4 * 2.5]]]])
     torch.testing.assert_close(out, expected)
+
+
+STACK = {'torch', 'torchvision', 'numpy', 'mmcv', 'mmengine', 'mmpretrain', 'mmdet'}
+
+
+def test_pip_install_into_this_environment_leaves_the_stack_alone(tmp_path):
+    """``pip install -e .`` into an environment that runs mmdet 3.3 / mmpretrain 1.2 (either
+    tested stack) must not replace torch, torchvision, numpy or any OpenMMLab package: a new torch
+    breaks mmcv's compiled ops."""
+    report = tmp_path / 'report.json'
+    result = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-build-isolation',
+         '--disable-pip-version-check', '--quiet', '--report', str(report), '-e', REPO_ROOT],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    installs = {item['metadata']['name'].lower(): item['metadata']['version']
+                for item in json.loads(report.read_text())['install']}
+    assert 'mmdsnet' in installs
+    assert not STACK & set(installs), f'pip would install {installs}'
