@@ -18,13 +18,17 @@ import torch.distributed as dist
 from mmengine.logging import print_log
 
 LOST_RANK_EXIT_CODE = 69  # sysexits' EX_UNAVAILABLE: a process the job needs is gone
+# torch.distributed.DistError came in torch 2.2; torch 2.1 has only its DistBackendError (NCCL).
+DIST_ERROR = getattr(dist, 'DistError', dist.DistBackendError)
+# The watchdog asks the store whether a key exists without waiting for it: torch >= 2.2.
+STORE_HAS_CHECK = hasattr(dist.TCPStore, 'check')
 
 
 def is_communication_error(error: BaseException) -> bool:
     """Whether ``error`` says that a collective failed because a peer went away."""
     # gloo raises a plain RuntimeError ("[.../gloo/transport/tcp/pair.cc] ... Connection reset
     # by peer"); NCCL and the stores raise torch.distributed.DistError.
-    return isinstance(error, dist.DistError) or 'gloo' in str(error).lower()
+    return isinstance(error, DIST_ERROR) or 'gloo' in str(error).lower()
 
 
 class RankWatchdog:
@@ -54,9 +58,12 @@ class RankWatchdog:
         self.rank, self.world_size = rank, world_size
         self.interval, self.timeout = interval, timeout
         self.address = f'{os.environ["MASTER_ADDR"]}:{os.environ["MASTER_PORT"]}'
+        # torch 2.1 gives the connection whole seconds of the timeout (of 0.5 s: none); the
+        # store's operations then wait as long as asked
         self._store = dist.TCPStore(
             os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), is_master=False,
-            timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False)
+            timeout=datetime.timedelta(seconds=max(timeout, 1)), wait_for_workers=False)
+        self._store.set_timeout(datetime.timedelta(seconds=timeout))
         # torchrun keeps its store across restarts of the workers: keep each attempt apart
         self._prefix = f'mmdsnet/rank_watchdog/{os.environ.get("TORCHELASTIC_RESTART_COUNT", 0)}'
         self._store.set(self._key('process', rank), f'{socket.gethostname()}, pid {os.getpid()}')
@@ -69,6 +76,13 @@ class RankWatchdog:
         with ``rank_watchdog=None``."""
         settings = cfg.get('rank_watchdog')
         if settings is None or not dist.is_initialized() or dist.get_world_size() == 1:
+            return None
+        if not STORE_HAS_CHECK:
+            import torch
+            print_log(f'rank_watchdog is off: it needs TCPStore.check, which torch '
+                      f'{torch.__version__} lacks (torch >= 2.2 has it). A lost rank stops this '
+                      'job only when the process group times out.', logger='current',
+                      level=logging.WARNING)
             return None
         watchdog = cls(dist.get_rank(), dist.get_world_size(), **settings)
         watchdog.start()

@@ -66,14 +66,14 @@ def train_toy():
 def torchrun_toy(free_port):
     """Train the toy for 3 epochs of 2 iterations in two gloo processes under torchrun:
     ``torchrun_toy(work_dir, *toy_training_flags)``. torchrun gives its workers 2 seconds to
-    end once one of them has failed (30 by default)."""
+    end once one of them has failed (30 by default, and always on torch 2.1, which ignores
+    PET_SHUTDOWN_TIMEOUT)."""
 
     def torchrun(work_dir, *flags):
         return ToyRun([
             sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node=2',
-            f'--master-port={free_port()}', '--shutdown-timeout=2', TOY, work_dir, EPOCHS,
-            '--launcher=pytorch', *flags
-        ], work_dir, OMP_NUM_THREADS='1')
+            f'--master-port={free_port()}', TOY, work_dir, EPOCHS, '--launcher=pytorch', *flags
+        ], work_dir, OMP_NUM_THREADS='1', PET_SHUTDOWN_TIMEOUT='2')
 
     return torchrun
 

@@ -7,14 +7,20 @@ import time
 
 import pytest
 import torch.distributed as dist
+from mmengine.config import Config
 from torch.distributed import DistBackendError
 
-from mmdsnet.engine.rank_watchdog import RankWatchdog, is_communication_error
+from mmdsnet.engine import rank_watchdog
+from mmdsnet.engine.rank_watchdog import STORE_HAS_CHECK, RankWatchdog, is_communication_error
 
 TIMEOUT = 3
+needs_store_check = pytest.mark.skipif(
+    not STORE_HAS_CHECK, reason='torch < 2.2 has no TCPStore.check: the watchdog is off there, '
+    'and says so (test_the_watchdog_says_it_is_off_without_store_check)')
 SLACK = 3  # a heartbeat interval and scheduling on two busy cores
 
 
+@needs_store_check
 @pytest.mark.parametrize('fault', ['SIGKILL', 'SIGSTOP'], ids=['dies', 'freezes'])
 def test_a_lost_rank_stops_the_other_within_the_timeout(torchrun_toy, tmp_path, fault):
     """Rank 1 is SIGKILLed, or SIGSTOPped (its connections stay open, so no collective fails;
@@ -45,6 +51,19 @@ def test_what_counts_as_a_peer_gone_away():
     assert not is_communication_error(OSError(errno.ENOSPC, 'No space left on device'))
 
 
+def test_the_watchdog_says_it_is_off_without_store_check(monkeypatch):
+    monkeypatch.setattr(rank_watchdog, 'STORE_HAS_CHECK', False)  # as on torch 2.1
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'get_world_size', lambda: 2)
+    logged = []
+    monkeypatch.setattr(rank_watchdog, 'print_log',
+                        lambda message, **kwargs: logged.append(message))
+    cfg = Config(dict(rank_watchdog=dict(interval=5, timeout=60)))
+    assert RankWatchdog.for_config(cfg) is None
+    assert any(message.startswith('rank_watchdog is off: it needs TCPStore.check')
+               for message in logged), logged
+
+
 @pytest.fixture
 def two_watchdogs(monkeypatch, free_port):
     """Watchdogs of ranks 0 and 1 (not started) on a store hosted here, as torchrun would;
@@ -63,11 +82,13 @@ def two_watchdogs(monkeypatch, free_port):
     del store
 
 
+@needs_store_check
 def test_a_silent_rank_is_lost(two_watchdogs):
     with pytest.raises(SystemExit, match=r'rank 0 of 2 \(.*, pid \d+\) sent no heartbeat for '):
         two_watchdogs[1]._watch()
 
 
+@needs_store_check
 def test_a_rank_that_signed_off_is_not_lost(two_watchdogs):
     rank0, rank1 = two_watchdogs
     rank0.start()
@@ -76,6 +97,7 @@ def test_a_rank_that_signed_off_is_not_lost(two_watchdogs):
     rank1._watch()  # returns when stopped, without a verdict
 
 
+@needs_store_check
 def test_another_error_stops_the_other_ranks_at_once_naming_it(two_watchdogs):
     """A rank that fails on its own (here its disk is full) tells the others, which stop at
     their next heartbeat instead of waiting for it in a collective."""
@@ -87,6 +109,7 @@ def test_another_error_stops_the_other_ranks_at_once_naming_it(two_watchdogs):
         rank1._watch()
 
 
+@needs_store_check
 def test_interval_must_be_shorter_than_timeout(two_watchdogs):
     with pytest.raises(ValueError, match='0 < interval < timeout'):
         RankWatchdog(0, 2, interval=5, timeout=5)

@@ -47,8 +47,11 @@ def _eager_cpu(query: torch.Tensor) -> bool:
 
 
 def _is_compiling() -> bool:
-    compiler = getattr(torch, 'compiler', None)
-    return compiler is not None and compiler.is_compiling()
+    # torch.compiler.is_compiling came in torch 2.3; torch 2.1 and 2.2 have torch._dynamo's
+    is_compiling = getattr(torch.compiler, 'is_compiling', None)
+    if is_compiling is None:
+        from torch._dynamo import is_compiling
+    return is_compiling()
 
 
 def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
