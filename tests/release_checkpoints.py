@@ -5,25 +5,10 @@ and the oracle that computes the releases' logits come from ``tools/analysis/dsn
 which shares no code with ``mmdsnet``.
 """
 import argparse
-import importlib.util
 import pickle
-import sys
-from pathlib import Path
 
 import torch
-
-TOOLS = Path(__file__).resolve().parents[1] / 'tools'
-
-
-def load_tool(name, folder='model_converters'):
-    """A script under ``tools/`` as a module, with its folder on ``sys.path`` as when it runs."""
-    if str(TOOLS / folder) not in sys.path:
-        sys.path.insert(0, str(TOOLS / folder))
-    spec = importlib.util.spec_from_file_location(name, TOOLS / folder / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from tool_scripts import load_tool
 
 releases = load_tool('dsnet_releases', folder='analysis')
 

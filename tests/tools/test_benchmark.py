@@ -1,6 +1,5 @@
 """Smoke tests of tools/analysis/benchmark.py, resize_probe.py and conv_weight_layout.py at tiny
 sizes (no timing asserts)."""
-import importlib.util
 import inspect
 import json
 import os
@@ -8,21 +7,14 @@ import subprocess
 import sys
 
 import pytest
+from tool_scripts import load_tool
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load_analysis_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(REPO_ROOT, 'tools', 'analysis', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def benchmark():
-    return load_analysis_tool('benchmark')
+    return load_tool('benchmark', 'analysis')
 
 
 @pytest.fixture
@@ -161,7 +153,7 @@ def test_resize_probe_rows_per_stage_and_direction(tmp_path):
 
 
 def test_conv_weight_layout_times_both_layouts(capsys):
-    medians = load_analysis_tool('conv_weight_layout').main(
+    medians = load_tool('conv_weight_layout', 'analysis').main(
         ['--arch', 'tiny', '--batch', '2', '--size', '32', '--rounds', '2'])
     assert set(medians) == {'inference', 'training_step'}
     assert all(set(ms) == {'nchw', 'channels_last'} and min(ms.values()) > 0
@@ -171,7 +163,7 @@ def test_conv_weight_layout_times_both_layouts(capsys):
 
 def test_cpu_attention_times_both_variants_per_dropout_rate(tmp_path, capsys):
     out = tmp_path / 'attention.json'
-    results = load_analysis_tool('cpu_attention').main(
+    results = load_tool('cpu_attention', 'analysis').main(
         ['--arch', 'tiny', '--size', '64', '96', '--rounds', '2', '--dropout', '0', '0.1',
          '--out', str(out)])
     assert set(results) == {'0.0', '0.1'}

@@ -1,11 +1,11 @@
 """tools/analysis/get_flops.py: FLOPs of a classification and a detection config, with no data
 on disk and no checkpoint."""
-import importlib.util
 import os
 
 import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer
+from tool_scripts import load_tool
 
 from mmdsnet.models import DSNet
 
@@ -14,11 +14,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 @pytest.fixture(scope='module')
 def get_flops():
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', os.path.join(REPO_ROOT, 'tools', 'analysis', 'get_flops.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('get_flops', 'analysis')
 
 
 def config(name):

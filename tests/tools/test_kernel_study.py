@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from tool_scripts import load_tool
 
 from mmdsnet.models import DSNet
 
@@ -19,12 +20,7 @@ CPU_VARIANTS = ('cudnn_benchmark', 'depthwise_nchw', 'global_queries_explicit', 
 
 @pytest.fixture(scope='module')
 def kernel_study():
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    try:
-        import kernel_study
-        yield kernel_study
-    finally:
-        sys.path.remove(os.path.dirname(SCRIPT))
+    return load_tool('kernel_study', 'analysis')
 
 
 @pytest.mark.parametrize('variant', CPU_VARIANTS)
@@ -88,11 +84,7 @@ def test_unknown_variant_is_named(tmp_path):
 
 
 def test_op_count_counts_each_dispatched_operator(tmp_path):
-    sys.path.insert(0, os.path.dirname(SCRIPT))
-    try:
-        import op_count
-    finally:
-        sys.path.remove(os.path.dirname(SCRIPT))
+    op_count = load_tool('op_count', 'analysis')
     linear = torch.nn.Linear(4, 3)
     with op_count.OperatorCounter() as counter:
         linear(torch.randn(2, 4)).sum().backward()

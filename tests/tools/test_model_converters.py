@@ -7,7 +7,8 @@ baseline). Converted weights must give its logits.
 """
 import pytest
 import torch
-from release_checkpoints import load_tool, releases, write_authors_pth, write_pdparams
+from release_checkpoints import releases, write_authors_pth, write_pdparams
+from tool_scripts import load_tool
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.checkpoint import UnsafeCheckpointError
@@ -66,7 +67,7 @@ def test_converted_release_weights_give_release_logits(release_state_dict, image
 def test_dsnet2mmdsnet_cli(tmp_path, release_state_dict, images):
     src = write_authors_pth(release_state_dict, tmp_path / 'dsnet_tiny.pth')
     dst = tmp_path / 'converted.pth'
-    load_tool('dsnet2mmdsnet').main([src, str(dst)])
+    load_tool('dsnet2mmdsnet', 'model_converters').main([src, str(dst)])
 
     checkpoint = torch.load(dst, weights_only=True)
     assert checkpoint['meta']['arch'] == 'tiny'
@@ -80,7 +81,7 @@ def test_dsnet2mmdsnet_cli(tmp_path, release_state_dict, images):
 
 
 def test_dsnet2mmdsnet_bare_state_dict_and_ema(tmp_path, release_state_dict):
-    tool = load_tool('dsnet2mmdsnet')
+    tool = load_tool('dsnet2mmdsnet', 'model_converters')
     bare, ema = tmp_path / 'bare.pth', tmp_path / 'ema.pth'
     torch.save(release_state_dict, bare)
     ema_weights = {key: value + 1 for key, value in release_state_dict.items()}
@@ -104,7 +105,7 @@ def test_backbone_only_loads_through_init_cfg(tmp_path, release_state_dict, pref
     src, dst = tmp_path / 'dsnet_tiny.pth', tmp_path / 'backbone.pth'
     without_head = {k: v for k, v in release_state_dict.items() if not k.startswith('head.')}
     torch.save({'model': without_head}, src)
-    load_tool('dsnet2mmdsnet').main([str(src), str(dst), '--backbone-only'])
+    load_tool('dsnet2mmdsnet', 'model_converters').main([str(src), str(dst), '--backbone-only'])
 
     state_dict = torch.load(dst, weights_only=True)['state_dict']
     assert all(key.startswith('backbone.') for key in state_dict)
@@ -117,7 +118,7 @@ def test_backbone_only_loads_through_init_cfg(tmp_path, release_state_dict, pref
 def test_paddle2mmdsnet_equals_torch_conversion(tmp_path, release_state_dict):
     src = write_pdparams(release_state_dict, tmp_path / 'DSNet_tiny_pretrained.pdparams')
     dst = tmp_path / 'converted.pth'
-    load_tool('paddle2mmdsnet').main([src, str(dst)])
+    load_tool('paddle2mmdsnet', 'model_converters').main([src, str(dst)])
 
     checkpoint = torch.load(dst, weights_only=True)
     assert checkpoint['meta']['arch'] == 'tiny'
@@ -150,7 +151,7 @@ def test_converter_refuses_unsafe_pickles(tmp_path, release_state_dict):
     src = tmp_path / 'evil.pth'
     torch.save({'model': release_state_dict, 'extra': pytest.approx(1)}, src)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
-        load_tool('dsnet2mmdsnet').main([str(src), str(tmp_path / 'out.pth')])
+        load_tool('dsnet2mmdsnet', 'model_converters').main([str(src), str(tmp_path / 'out.pth')])
 
 
 def test_dsnet2mmdsnet_refuses_a_file_without_release_weights(tmp_path):
@@ -158,4 +159,4 @@ def test_dsnet2mmdsnet_refuses_a_file_without_release_weights(tmp_path):
     torch.save({'state_dict': {'backbone.stages.0.patch_embed.weight': torch.zeros(1)}}, src)
     with pytest.raises(ValueError, match="classifier.pth.* no DSNet release weights.*"
                        "'patch_embed1.proj.weight'"):
-        load_tool('dsnet2mmdsnet').main([str(src), str(tmp_path / 'out.pth')])
+        load_tool('dsnet2mmdsnet', 'model_converters').main([str(src), str(tmp_path / 'out.pth')])

@@ -1,23 +1,18 @@
 """tools/analysis/plot_curves.py on synthetic MMEngine scalar logs: which run it picks, what it
 draws for classification and detection logs, and its errors for a missing, empty or cut log and
 for a key the log lacks."""
-import importlib.util
 import json
 import os
 
 import pytest
+from tool_scripts import load_tool
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 @pytest.fixture(scope='module')
 def plot_curves():
-    spec = importlib.util.spec_from_file_location(
-        'plot_curves', os.path.join(REPO_ROOT, 'tools', 'analysis', 'plot_curves.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('plot_curves', 'analysis')
 
 
 def write_log(work_dir, timestamp, records):

@@ -4,7 +4,6 @@ embedded digits set with the quickstart config.
 
 The tools run from a scratch folder holding ``data/digits``, so the config's relative
 ``data_root`` finds it; ``indices`` keeps the first images of each split."""
-import importlib.util
 import os
 import re
 import signal
@@ -16,6 +15,7 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tool_scripts import load_tool
 
 from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits
@@ -139,11 +139,7 @@ def test_sigterm_mid_epoch_then_resume_ends_with_the_uninterrupted_weights(works
 
 @pytest.fixture(scope='module')
 def train_tool():
-    spec = importlib.util.spec_from_file_location('train',
-                                                  os.path.join(REPO_ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('train')
 
 
 @pytest.mark.parametrize('config, visualizer', [(CONFIG, 'UniversalVisualizer'),
