@@ -31,7 +31,7 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdsnet.checkpoint import load_pretrained_strictly
-from mmdsnet.models.layers import attention
+from mmdsnet.models.layers import attention, is_compiling
 from mmdsnet.registry import register_model
 
 
@@ -43,7 +43,13 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     each cell on both axes, which is where the bilinear kernel samples, because that is much
     faster than the kernel (docs/benchmarks.md); it equals the kernel's result up to the order
     of a four-term sum. Everything else goes to ``F.interpolate``.
+
+    Under ``torch.compile`` everything goes to ``F.interpolate``, which inductor fuses, except
+    sides resized to 1: torch 2.1's compiled kernel samples their first entry instead of their
+    middle (``test_compiled_resize_to_a_side_of_one_samples_the_middle``).
     """
+    if is_compiling():
+        return _compiled_resize_bilinear(x, size)
     height, width = x.shape[-2:]
     out_height, out_width = size
     row_factor, col_factor = height // out_height, width // out_width
@@ -57,6 +63,19 @@ def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
+def _compiled_resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """:func:`resize_bilinear` in a compiled graph. The eager shortcut's choice would guard on
+    the divisibility of the sizes, recompiling for every padded detection batch that changes
+    it; a side of 1 is the middle of the input side (one entry, or the mean of two)."""
+    for dim, out_side in ((-2, size[0]), (-1, size[1])):
+        if out_side == 1:
+            side = x.shape[dim]
+            middle = x.narrow(dim, (side - 1) // 2, 1)
+            # A sum, not a mean: torch 2.1's inductor fails on the mean of a narrowed view.
+            x = middle if side % 2 else (middle + x.narrow(dim, side // 2, 1)) * 0.5
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
 def _middle_taps(x: torch.Tensor, dim: int,
                  factor: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """The two middle entries of each run of ``factor`` entries along ``dim`` (< 0), as views."""
@@ -65,29 +84,35 @@ def _middle_taps(x: torch.Tensor, dim: int,
 
 
 def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H * W, C), a view."""
-    return x.flatten(2).transpose(1, 2)
+    """(B, C, H, W) -> (B, H, W, C), the map's tokens with their channels last; a view."""
+    return x.permute(0, 2, 3, 1)
 
 
 def tokens_to_map(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, H * W, C) -> (B, C, H, W), a view."""
-    return x.transpose(1, 2).unflatten(2, (height, width))
+    """(B, H, W, C), or (B * H * W, C) as a linear layer returns them, -> (B, C, H, W); a view
+    of contiguous tokens."""
+    if x.dim() == 2:
+        x = x.reshape(-1, height, width, x.shape[-1])
+    return x.permute(0, 3, 1, 2)
 
 
-def split_qkv(qkv: torch.Tensor, num_heads: int) -> Tuple[torch.Tensor, ...]:
-    """(B, N, 3 * C) -> query, key, value, each (B, heads, N, C // heads).
+def split_qkv(qkv: torch.Tensor, num_heads: int, batch: int) -> Tuple[torch.Tensor, ...]:
+    """(B * N, 3 * C), or any (B, ..., 3 * C) with the N tokens of an image in between,
+    -> query, key, value, each (B, heads, N, C // heads).
 
     The channel axis is laid out as (3, heads, head_dim), the 3 outermost, as in both releases.
     """
-    batch, num_tokens, channels = qkv.shape
-    head_dims = channels // (3 * num_heads)
-    return qkv.reshape(batch, num_tokens, 3, num_heads, head_dims).permute(2, 0, 3, 1, 4).unbind(0)
+    head_dims = qkv.shape[-1] // (3 * num_heads)
+    return qkv.reshape(batch, -1, 3, num_heads, head_dims).permute(2, 0, 3, 1, 4).unbind(0)
 
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, heads, N, head_dim) -> (B, N, heads * head_dim)."""
+def merge_heads(x: torch.Tensor, tokens_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """(B, heads, N, head_dim) -> (B * N, heads * head_dim), the 2-d input on which a linear
+    layer dispatches no reshapes, or ``tokens_shape``, e.g. that of the attending tokens."""
     batch, num_heads, num_tokens, head_dims = x.shape
-    return x.transpose(1, 2).reshape(batch, num_tokens, num_heads * head_dims)
+    if tokens_shape is None:
+        tokens_shape = (batch * num_tokens, num_heads * head_dims)
+    return x.transpose(1, 2).reshape(tokens_shape)
 
 
 def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
@@ -143,11 +168,13 @@ class GlobalSelfAttention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * channels)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, N, C) -> (B, N, C)."""
-        query, key, value = split_qkv(self.qkv(self.norm(tokens)), self.num_heads)
+        """(B, H, W, C) -> (B, H, W, C); any (B, ..., C) with the N tokens in between works."""
+        # On 2-d input a linear layer dispatches no reshapes; split_qkv's restores the batch.
+        qkv = self.qkv(self.norm(tokens).flatten(0, -2))
+        query, key, value = split_qkv(qkv, self.num_heads, tokens.shape[0])
         dropout_p = self.attn_drop_rate if self.training else 0.
         out = attention(query, key, value, self.scale, dropout_p, self.fused_attention)
-        return tokens + merge_heads(out)
+        return tokens + merge_heads(out, tokens.shape)
 
 
 class CoAttention(nn.Module):
@@ -180,14 +207,15 @@ class CoAttention(nn.Module):
 
     def forward(self, local_map: torch.Tensor,
                 global_tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Args: local_map (B, Cl, H, W), global_tokens (B, Ng, Cg); returns both, same shapes."""
-        height, width = local_map.shape[-2:]
+        """Args: local_map (B, Cl, H, W), global_tokens (B, Hg, Wg, Cg) (any (B, ..., Cg) with
+        the Ng tokens in between); returns both, same shapes."""
+        batch, _, height, width = local_map.shape
         # Tokens of an NCHW map are strided along channels; fused attention kernels need
         # head_dim contiguous (otherwise SDPA falls back to materialising the weights).
         local_qkv = map_to_tokens(self.local_qkv(self.local_norm(local_map))).contiguous()
-        local_query, local_key, local_value = split_qkv(local_qkv, self.num_heads)
-        global_qkv = self.global_qkv(self.global_norm(global_tokens))
-        global_query, global_key, global_value = split_qkv(global_qkv, self.num_heads)
+        local_query, local_key, local_value = split_qkv(local_qkv, self.num_heads, batch)
+        global_qkv = self.global_qkv(self.global_norm(global_tokens).flatten(0, -2))
+        global_query, global_key, global_value = split_qkv(global_qkv, self.num_heads, batch)
 
         dropout_p = self.attn_drop_rate if self.training else 0.
         from_global = attention(local_query, global_key, global_value, self.scale, dropout_p,
@@ -196,7 +224,8 @@ class CoAttention(nn.Module):
                                self.fused_attention)
         local_map = local_map + tokens_to_map(
             self.local_proj(merge_heads(from_global)), height, width)
-        global_tokens = global_tokens + self.global_proj(merge_heads(from_local))
+        global_tokens = global_tokens + self.global_proj(
+            merge_heads(from_local)).view_as(global_tokens)
         return local_map, global_tokens
 
 
@@ -668,7 +697,9 @@ class DSNet(BaseBackbone):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'DSNet expects a (B, {self.in_channels}, H, W) batch, '
                              f'got shape {tuple(x.shape)}')
-        if min(x.shape[-2:]) < self.min_input_size:
+        # Side by side: min() of two sizes would make torch 2.1's compiler guard on which is
+        # the smaller, and compile again for each change of orientation.
+        if x.shape[-2] < self.min_input_size or x.shape[-1] < self.min_input_size:
             raise ValueError(f'DSNet needs both image sides >= {self.min_input_size}, '
                              f'got shape {tuple(x.shape)}')
         if self.training and x.shape[0] == 1:

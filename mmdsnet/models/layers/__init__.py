@@ -1,3 +1,3 @@
-from .attention_kernels import ChunkedAttention, attention, chunked_attention
+from .attention_kernels import ChunkedAttention, attention, chunked_attention, is_compiling
 
-__all__ = ['ChunkedAttention', 'attention', 'chunked_attention']
+__all__ = ['ChunkedAttention', 'attention', 'chunked_attention', 'is_compiling']

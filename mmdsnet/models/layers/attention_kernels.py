@@ -43,15 +43,16 @@ def attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale
 def _eager_cpu(query: torch.Tensor) -> bool:
     return (query.device.type == 'cpu' and query.dtype in (torch.float32, torch.float64)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-            and not _is_compiling())
+            and not is_compiling())
 
 
-def _is_compiling() -> bool:
+def is_compiling() -> bool:
+    """True while dynamo traces the caller (``torch.compile``, ``torch.export``)."""
     # torch.compiler.is_compiling came in torch 2.3; torch 2.1 and 2.2 have torch._dynamo's
-    is_compiling = getattr(torch.compiler, 'is_compiling', None)
-    if is_compiling is None:
-        from torch._dynamo import is_compiling
-    return is_compiling()
+    if hasattr(torch.compiler, 'is_compiling'):
+        return torch.compiler.is_compiling()
+    from torch._dynamo import is_compiling as dynamo_is_compiling
+    return dynamo_is_compiling()
 
 
 def chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

@@ -108,6 +108,24 @@ def test_resize_bilinear_equals_interpolate(shape, size):
     torch.testing.assert_close(resize_bilinear(x, size), expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize('shape, size', [
+    ((2, 4, 8, 8), (1, 1)),
+    ((2, 4, 7, 6), (1, 1)),  # odd: the middle entry; even: the mean of the middle two
+    ((2, 4, 6, 10), (1, 5)),
+    ((2, 4, 16, 20), (2, 5)),
+    ((2, 4, 2, 3), (8, 12)),
+])
+def test_compiled_resize_to_a_side_of_one_samples_the_middle(shape, size):
+    """torch 2.1's compiled bilinear kernel takes a side resized to 1 from its first entry:
+    without the workaround a DSNet whose global map has a side of 1 (any image under 64 pixels
+    a side, e.g. the digits quickstart) computes another function when compiled."""
+    torch._dynamo.reset()
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    compiled = torch.compile(resize_bilinear, backend='aot_eager')
+    expected = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(compiled(x, size), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_fused_attention_matches_explicit():
     fused = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3))).eval()
     explicit = DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval()

@@ -5,9 +5,12 @@ These tests pin how DSNet computes, not what it computes (``test_dsnet.py`` pins
 change that keeps every output can still fail here, and then it has lost speed or memory. The
 reasons are in docs/benchmarks.md, "Kernel and DDP details".
 """
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.models import DSNet
@@ -32,6 +35,21 @@ def test_fused_attention_gets_head_dim_contiguous_inputs(monkeypatch):
     monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
     with torch.no_grad():
         DSNet('tiny').eval()(torch.rand(1, 3, 64, 64))
+    assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
+
+
+def test_fused_attention_gets_head_dim_contiguous_inputs_from_nchw_maps(monkeypatch):
+    # The tokens of an NCHW map are strided along channels: the local stream's must be copied.
+    strides = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        strides.extend(t.stride(-1) for t in (query, key, value))
+        return sdpa(query, key, value, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
+    with torch.no_grad():
+        DSNet('tiny', channels_last=False).eval()(torch.rand(1, 3, 64, 64))
     assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
 
 
@@ -75,9 +93,9 @@ def test_channels_last_attention_reads_local_tokens_without_copy(monkeypatch):
                 lambda module, args, out: projections.append(out.data_ptr()))
     split_qkv = dsnet.split_qkv
 
-    def spy(qkv, num_heads):
+    def spy(qkv, *args):
         qkv_inputs.append(qkv.data_ptr())
-        return split_qkv(qkv, num_heads)
+        return split_qkv(qkv, *args)
 
     monkeypatch.setattr(dsnet, 'split_qkv', spy)
     with torch.no_grad():
@@ -104,3 +122,34 @@ def test_compiles_to_one_graph(training):
         expected = model(x)
         for out, reference in zip(outs, expected):
             torch.testing.assert_close(out, reference)
+
+
+class OperatorCounter(TorchDispatchMode):
+    """Counts the ATen operators dispatched while it is active, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+#: The view and layout operators of one DSNet-tiny training step below, as measured (the same
+#: with torch 2.1 and 2.14). Every operator costs a host dispatch, which bounds a GPU training
+#: step of small kernels (tools/analysis/op_count.py); these compute nothing. Linear layers get
+#: 2-d token matrices, on which they dispatch no reshapes (3-d tokens cost 144 more here).
+RESHAPE_BUDGET = {'view': 243, 'transpose': 54, 'permute': 126, '_unsafe_view': 27, 'clone': 28}
+
+
+def test_training_step_dispatches_few_reshapes():
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), attn_drop_rate=0.)
+    images = torch.rand(2, 3, 64, 64)
+    for _ in range(2):  # the first step may dispatch one-off operators
+        model.zero_grad(set_to_none=True)
+        with OperatorCounter() as counter:
+            sum(out.mean() for out in model(images)).backward()
+    over_budget = {op: counter.counts[op] for op, budget in RESHAPE_BUDGET.items()
+                   if counter.counts[op] > budget}
+    assert over_budget == {}, f'budget: {RESHAPE_BUDGET}'
