@@ -1,7 +1,8 @@
-from .hooks import PREEMPTED_EXIT_CODE, FiniteLossHook, Preempted, PreemptionHook, RNGStateHook
+from .hooks import (PREEMPTED_EXIT_CODE, CompileHook, FiniteLossHook, Preempted, PreemptionHook,
+                    RNGStateHook)
 from .rank_watchdog import LOST_RANK_EXIT_CODE, RankWatchdog
 
 __all__ = [
-    'FiniteLossHook', 'LOST_RANK_EXIT_CODE', 'PREEMPTED_EXIT_CODE', 'Preempted',
+    'CompileHook', 'FiniteLossHook', 'LOST_RANK_EXIT_CODE', 'PREEMPTED_EXIT_CODE', 'Preempted',
     'PreemptionHook', 'RNGStateHook', 'RankWatchdog'
 ]

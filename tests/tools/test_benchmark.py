@@ -1,5 +1,5 @@
 """Smoke tests of tools/analysis/benchmark.py, resize_probe.py and conv_weight_layout.py at tiny
-sizes (no timing asserts)."""
+sizes: the JSON they write (fields, ratios consistent with the times), no timing targets."""
 import inspect
 import json
 import os
@@ -71,6 +71,45 @@ def test_classification_with_releases_baseline_and_json(benchmark, tmp_path, cap
     assert report['results'] == rows and report['machine']['device'] == 'cpu'
     assert report['settings']['size'] == 64
     assert 'dsnet_tiny_releases' in capsys.readouterr().out
+
+
+def test_compile_both_measures_eager_and_compiled_rows_in_one_run(benchmark, tmp_path):
+    """--compile: each model eager then compiled (here with aot_eager, which builds the graphs
+    without inductor's C++), the compiled row with its first-call time and its speed-ups, which
+    are the quotients of the two rows' times."""
+    out = tmp_path / 'compiled.json'
+    rows = benchmark.main([
+        '--device', 'cpu', '--models', 'dsnet_tiny', '--what', 'classification', '--batch', '2',
+        '--train-batch', '2', '--size', '64', '--warmup', '1', '--repeats', '2', '--compile',
+        '--compile-backend', 'aot_eager', '--out', str(out)])
+
+    eager, compiled = rows
+    assert (eager['model'], eager['compiled']) == ('dsnet_tiny', False)
+    assert (compiled['model'], compiled['compiled']) == ('dsnet_tiny', True)
+    assert 'train_first_s' not in eager and 'train_ms_speedup' not in eager
+    # The first call compiles: it takes longer than a step.
+    assert compiled['infer_first_s'] * 1000 > compiled['infer_ms']
+    assert compiled['train_first_s'] * 1000 > compiled['train_ms']
+    for key in ('infer_ms', 'train_ms'):
+        assert compiled[f'{key}_speedup'] == pytest.approx(eager[key] / compiled[key], abs=1e-3)
+    report = json.loads(out.read_text())
+    assert report['results'] == rows
+    assert report['settings']['compile'] == 'both'
+    assert report['settings']['compile_backend'] == 'aot_eager'
+
+
+def test_compile_cache_times_a_cold_then_a_warm_first_step(benchmark, worker_commands):
+    rows = benchmark.main(['--device', 'cpu', '--what', 'compile_cache', '--dense-models',
+                           'dsnet_tiny', '--dense-size', '64', '96', '--warmup', '0',
+                           '--repeats', '1', '--compile-backend', 'aot_eager'])
+
+    row, = rows
+    assert len(worker_commands) == 2  # two fresh processes
+    assert row['model'] == 'dsnet_tiny' and row['input'] == '1x3x64x96'
+    assert row['cold_first_step_s'] > 0 and row['warm_first_step_s'] > 0
+    assert row['warm_vs_cold'] == pytest.approx(
+        row['warm_first_step_s'] / row['cold_first_step_s'], abs=1e-3)
+    assert row['step_ms'] > 0
 
 
 def test_dense_backbones_in_fresh_processes_beside_swin(benchmark, tmp_path, worker_commands):

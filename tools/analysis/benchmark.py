@@ -33,6 +33,14 @@ Measurements (``--what``, any of them in one run):
   counts as its explicit path (:mod:`mmdsnet.analysis`). Also writes a log-log plot of GFLOPs
   against megapixels (``--plot``).
 
+- ``compile_cache``: how long the first, compiling, call of the compiled dense step takes in a
+  fresh process with an empty inductor cache and then in another one with that cache filled
+  (:func:`bench_compile_cache`).
+
+With ``--compile`` every classification, dense and detector model is measured eager and compiled
+in the same run; each compiled row has the time of its first (compiling) call and the speed-up
+over its eager row (``*_speedup``: eager time / compiled time).
+
 The global stream's resizes are timed by ``tools/analysis/resize_probe.py``, which uses this
 script's timer.
 
@@ -54,6 +62,8 @@ same run. Prints a table and writes JSON with the machine and the settings (``--
     python tools/analysis/benchmark.py --device cpu --what detector --det-batch 1 --warmup 1 \
         --repeats 3 --out work_dirs/detector_cpu.json
     python tools/analysis/benchmark.py --device cpu --what flops --out work_dirs/flops.json
+    python tools/analysis/benchmark.py --device cpu --what classification dense --compile \
+        --models dsnet_small --batch 8 --train-batch 8 --dense-models dsnet_small swin_tiny
 """
 import argparse
 import copy
@@ -105,7 +115,8 @@ DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--what', nargs='+', default=['classification', 'dense'],
-                        choices=['classification', 'dense', 'detector', 'flops'])
+                        choices=['classification', 'dense', 'detector', 'flops',
+                                 'compile_cache'])
     parser.add_argument('--models', nargs='+', default=None,
                         help='classification models (default: DSNet archs, their releases form '
                         'and the installed timm peers); dsnet_<arch>, dsnet_<arch>_releases or '
@@ -152,7 +163,15 @@ def parse_args(argv=None):
     parser.add_argument('--channels-last', action='store_true',
                         help='convert every model and input to channels_last (DSNet already '
                         'runs channels_last inside unless --dsnet-options channels_last=False)')
-    parser.add_argument('--compile', action='store_true', help='torch.compile the model')
+    parser.add_argument(
+        '--compile', nargs='?', const='both', default='no', choices=['no', 'only', 'both'],
+        help='torch.compile: `both` (what --compile alone means) measures every model eager and '
+        'compiled in this run, the compiled row with its speed-up over the eager one and the '
+        'time of its first, compiling, step; `only` the compiled rows. Classifiers and dense '
+        'backbones compile whole; detectors compile their backbone, as '
+        "training with the configs' compile switch does (mmdsnet.engine.compile)")
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend of the compiled rows (default: %(default)s)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--skip-train', action='store_true', help='inference only')
@@ -350,11 +369,25 @@ def default_models():
     return models + list(TIMM_PEERS)
 
 
-def prepare(model, args):
+def compile_modes(args):
+    """Whether each measurement of a model runs compiled: eager first where both run."""
+    return {'no': [False], 'only': [True], 'both': [False, True]}[args.compile]
+
+
+def prepare(model, args, compiled):
     model = model.to(args.device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if args.compile else model
+    return torch.compile(model, backend=args.compile_backend) if compiled else model
+
+
+def first_call_seconds(step, args):
+    """Wall time of one call of ``step``: for a compiled model, the compile and the step."""
+    start = time.perf_counter()
+    step()
+    if torch.device(args.device).type == 'cuda':
+        torch.cuda.synchronize()
+    return round(time.perf_counter() - start, 2)
 
 
 def make_images(batch, height, width, args):
@@ -362,16 +395,18 @@ def make_images(batch, height, width, args):
     return images.to(memory_format=torch.channels_last) if args.channels_last else images
 
 
-def bench_classification(name, args, timer):
+def bench_classification(name, args, timer, compiled):
+    torch._dynamo.reset()
     classifier = build_classifier(name, args.dsnet_options)
-    row = dict(what='classification', model=name, params_m=count_params_m(classifier))
+    row = dict(what='classification', model=name, compiled=compiled,
+               params_m=count_params_m(classifier))
 
-    model = prepare(classifier, args).eval()
+    model = prepare(classifier, args, compiled).eval()
     inference_model = model
     if args.deploy and name.startswith('dsnet_') and not name.endswith(RELEASES_SUFFIX):
         deployed = copy.deepcopy(classifier)
         deployed.model.backbone.switch_to_deploy()
-        inference_model = prepare(deployed, args)
+        inference_model = prepare(deployed, args, compiled)
     images = make_images(args.batch, args.size, args.size, args)
     reset_peak_memory(args.device)
 
@@ -379,6 +414,8 @@ def bench_classification(name, args, timer):
         with torch.no_grad(), autocast(args):
             inference_model(images)
 
+    if compiled:
+        row['infer_first_s'] = first_call_seconds(infer, args)
     seconds = timer(infer)
     if args.profile:
         print_profile(f'{name}: inference, 3 batches of {args.batch}', infer, args)
@@ -400,6 +437,8 @@ def bench_classification(name, args, timer):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    if compiled:
+        row['train_first_s'] = first_call_seconds(train_step, args)
     seconds = timer(train_step)
     if args.profile:
         print_profile(f'{name}: training steps, 3 batches of {args.train_batch}', train_step,
@@ -410,16 +449,31 @@ def bench_classification(name, args, timer):
 
 
 def add_releases_speedups(rows):
-    """On each ``dsnet_<arch>`` row: its img/s over the ``dsnet_<arch>_releases`` row's."""
-    by_model = {row['model']: row for row in rows}
+    """On each ``dsnet_<arch>`` row: its img/s over the ``dsnet_<arch>_releases`` row's (both
+    eager or both compiled)."""
+    by_model = {(row['model'], row.get('compiled')): row for row in rows}
     for row in rows:
-        releases = by_model.get(row['model'] + RELEASES_SUFFIX)
+        releases = by_model.get((row['model'] + RELEASES_SUFFIX, row.get('compiled')))
         if releases is None:
             continue
         for mode in ('infer', 'train'):
             if f'{mode}_img_s' in row and f'{mode}_img_s' in releases:
                 row[f'{mode}_vs_releases'] = round(
                     row[f'{mode}_img_s'] / releases[f'{mode}_img_s'], 2)
+    return rows
+
+
+def add_compile_speedups(rows, time_keys):
+    """On each compiled row: ``<time>_speedup``, the eager row's time over the compiled row's
+    (> 1: compiling pays), for each of ``time_keys`` both rows have."""
+    eager = {row['model']: row for row in rows if row.get('compiled') is False}
+    for row in rows:
+        reference = eager.get(row['model'])
+        if not row.get('compiled') or reference is None:
+            continue
+        for key in time_keys:
+            if key in row and key in reference:
+                row[f'{key}_speedup'] = round(reference[key] / row[key], 3)
     return rows
 
 
@@ -438,13 +492,14 @@ def print_profile(title, step, args):
     print(profiler.key_averages().table(sort_by=sort_by, row_limit=15))
 
 
-def setup_dense(name, args):
+def setup_dense(name, args, compiled):
     """A backbone forward + backward at the dense size: the step and its row."""
     height, width = args.dense_size
     backbone = build_backbone(name, args.dsnet_options)
-    row = dict(what='dense', model=name, input=f'{args.dense_batch}x3x{height}x{width}',
+    row = dict(what='dense', model=name, compiled=compiled,
+               input=f'{args.dense_batch}x3x{height}x{width}',
                params_m=count_params_m(backbone))
-    backbone = prepare(backbone, args)
+    backbone = prepare(backbone, args, compiled)
     backbone.train()  # mmdet's ResNet and Swin return None from train()
     images = make_images(args.dense_batch, height, width, args)
 
@@ -457,12 +512,15 @@ def setup_dense(name, args):
     return step, row
 
 
-def setup_detector(name, args):
-    """One Mask R-CNN training step, as MMEngine's (Amp)OptimWrapper runs it: the step, its row."""
+def setup_detector(name, args, compiled):
+    """One Mask R-CNN training step, as MMEngine's (Amp)OptimWrapper runs it: the step, its row.
+    Compiled: the backbone, as the configs' ``compile`` switch compiles it."""
     from mmdet.structures import DetDataSample
     from mmdet.structures.mask import BitmapMasks
     from mmengine.optim import build_optim_wrapper
     from mmengine.structures import InstanceData
+
+    from mmdsnet.engine.compile import compile_backbone
 
     cfg = load_config(DETECTOR_CONFIGS[name])
     cfg.model.backbone.init_cfg = None
@@ -471,11 +529,14 @@ def setup_detector(name, args):
     model = build_in_scope('mmdet', cfg.model)
     height, width = args.det_size
     divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    row = dict(what='detector', model=name, input=f'{args.det_batch}x3x{height}x{width}',
+    row = dict(what='detector', model=name, compiled=compiled,
+               input=f'{args.det_batch}x3x{height}x{width}',
                padded=f'{math.ceil(height / divisor) * divisor}x'
                f'{math.ceil(width / divisor) * divisor}',
                params_m=count_params_m(model))
     model = model.to(args.device).train()
+    if compiled:
+        compile_backbone(model, dict(backend=args.compile_backend))
     on_gpu = torch.device(args.device).type == 'cuda'
     optim_wrapper = build_optim_wrapper(
         model, dict(type='AmpOptimWrapper' if on_gpu else 'OptimWrapper',
@@ -509,16 +570,19 @@ def setup_detector(name, args):
 SETUPS = {'dense': setup_dense, 'detector': setup_detector}
 
 
-def measure(what, name, args):
+def measure(what, name, args, compiled):
     """Time ``what`` for one model in this process, with its memory before and at its peak.
 
     On CPU the peak is this process's peak RSS, so it means something only in a fresh process
     (:func:`run_in_child`)."""
-    step, row = SETUPS[what](name, args)
+    torch._dynamo.reset()
+    step, row = SETUPS[what](name, args, compiled)
     on_gpu = torch.device(args.device).type == 'cuda'
     gc.collect()
     reset_peak_memory(args.device)
     before = torch.cuda.memory_allocated() / 2**30 if on_gpu else current_rss_gb()
+    if compiled:
+        row['first_step_s'] = first_call_seconds(step, args)
     seconds = Timer(args.device, args.warmup, args.repeats)(step)
     peak = peak_memory_gb(args.device) if on_gpu else peak_rss_gb()
     row[TIME_KEY[what]] = round(seconds * 1000, 2)
@@ -529,15 +593,16 @@ def measure(what, name, args):
     return row
 
 
-def run_in_child(what, name, args):
+def run_in_child(what, name, args, compiled, env=None):
     """:func:`measure` in a fresh Python process (this script with ``--worker``), so that its
     peak RSS is this model's alone. A child that dies (e.g. killed for memory) gives a row with
     an ``error`` and the run goes on."""
     with tempfile.TemporaryDirectory() as tmp:
         spec, out = os.path.join(tmp, 'spec.json'), os.path.join(tmp, 'row.json')
         with open(spec, 'w') as file:
-            json.dump(dict(what=what, model=name, args=settings(args), out=out), file)
-        env = dict(os.environ)
+            json.dump(dict(what=what, model=name, compiled=compiled, args=settings(args),
+                           out=out), file)
+        env = {**os.environ, **(env or {})}
         env['PYTHONPATH'] = os.pathsep.join(filter(None, [REPO_ROOT, env.get('PYTHONPATH')]))
         returncode = subprocess.run(
             [sys.executable, os.path.abspath(__file__), '--worker', spec], env=env).returncode
@@ -548,37 +613,64 @@ def run_in_child(what, name, args):
     if returncode == -9:
         reason += ' (killed; out of memory?)'
     print(f'{what} {name}: the measuring process failed with {reason}; its output is above')
-    return dict(what=what, model=name, error=reason)
+    return dict(what=what, model=name, compiled=compiled, error=reason)
 
 
 def worker(spec_path):
     with open(spec_path) as file:
         spec = json.load(file)
     args = argparse.Namespace(**spec['args'])
-    row = measure(spec['what'], spec['model'], args)
+    row = measure(spec['what'], spec['model'], args, spec['compiled'])
     with open(spec['out'], 'w') as file:
         json.dump(row, file)
 
 
 def bench_isolated(what, names, args):
-    """Each model measured on its own: in a fresh process on CPU, one after another here on a
-    GPU; then the ratios to the reference (Swin-T) row."""
-    if torch.device(args.device).type == 'cuda':
-        rows = []
-        for name in names:
-            rows.append(row_or_error(what, name, args,
-                                     lambda name=name: measure(what, name, args)))
-            gc.collect()
-            torch.cuda.empty_cache()
-    else:
-        rows = []
-        for name in names:
-            print(f'{what}: measuring {name} in a fresh process', flush=True)
-            rows.append(run_in_child(what, name, args))
+    """Each model measured on its own, eager and/or compiled (``--compile``): in a fresh process
+    on CPU, one after another here on a GPU; then the ratios to the reference (Swin-T, eager)
+    row and of the compiled rows to the eager ones."""
+    rows = []
+    for name in names:
+        for compiled in compile_modes(args):
+            if torch.device(args.device).type == 'cuda':
+                rows.append(row_or_error(
+                    what, name, args,
+                    lambda name=name, compiled=compiled: measure(what, name, args, compiled),
+                    compiled))
+                gc.collect()
+                torch.cuda.empty_cache()
+            else:
+                print(f'{what}: measuring {name} ({"compiled" if compiled else "eager"}) in a '
+                      'fresh process', flush=True)
+                rows.append(run_in_child(what, name, args, compiled))
+    add_compile_speedups(rows, [TIME_KEY[what]])
     return add_ratios(rows, REFERENCE[what], TIME_KEY[what])
 
 
-def row_or_error(what, name, args, measure_row):
+def bench_compile_cache(names, args):
+    """For each dense backbone: the compiled dense step's first call in a fresh process with an
+    empty inductor cache (``cold_first_step_s``), then in another fresh process with the cache
+    the first one filled (``warm_first_step_s``), as a resumed job or another rank finds it."""
+    rows = []
+    for name in names:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            env = dict(TORCHINDUCTOR_CACHE_DIR=cache_dir)
+            print(f'compile_cache: {name}, cold then warm, in fresh processes', flush=True)
+            cold, warm = (run_in_child('dense', name, args, True, env) for _ in range(2))
+        row = dict(what='compile_cache', model=name, input=cold.get('input'))
+        for label, measured in (('cold', cold), ('warm', warm)):
+            if 'error' in measured:
+                row[f'{label}_error'] = measured['error']
+            else:
+                row[f'{label}_first_step_s'] = measured['first_step_s']
+        row['step_ms'] = warm.get('fwd_bwd_ms')
+        if 'cold_first_step_s' in row and 'warm_first_step_s' in row:
+            row['warm_vs_cold'] = round(row['warm_first_step_s'] / row['cold_first_step_s'], 3)
+        rows.append(row)
+    return rows
+
+
+def row_or_error(what, name, args, measure_row, compiled=None):
     """``measure_row()``, or a row naming its error (out of memory, a model this timm lacks),
     so that one model does not end a run measuring several."""
     try:
@@ -587,13 +679,17 @@ def row_or_error(what, name, args, measure_row):
         print(f'{what}: {name} failed: {error!r}', flush=True)
         if torch.device(args.device).type == 'cuda':
             torch.cuda.empty_cache()
-        return dict(what=what, model=name, error=f'{type(error).__name__}: {error}'[:200])
+        return dict(what=what, model=name, compiled=compiled,
+                    error=f'{type(error).__name__}: {error}'[:200])
 
 
 def add_ratios(rows, reference, time_key):
-    """``time_vs_swin`` and ``mem_vs_swin`` on every row, from the rows' own (rounded) figures;
+    """``time_vs_swin`` and ``mem_vs_swin`` on every row, from the rows' own (rounded) figures,
+    against the reference model as shipped (eager, or compiled when only compiled rows ran);
     left out when the reference row is absent or failed."""
-    reference_row = next((row for row in rows if row['model'] == reference), None)
+    candidates = [row for row in rows if row['model'] == reference]
+    reference_row = next((row for row in candidates if not row.get('compiled')),
+                         candidates[0] if candidates else None)
     if reference_row is None or 'error' in reference_row:
         return rows
     for row in rows:
@@ -736,14 +832,18 @@ def main(argv=None):
     timer = Timer(args.device, args.warmup, args.repeats)
     tables = []
     if 'classification' in args.what:
-        tables.append(add_releases_speedups([
+        tables.append(add_compile_speedups(add_releases_speedups([
             row_or_error('classification', name, args,
-                         lambda name=name: bench_classification(name, args, timer))
-            for name in args.models or default_models()]))
+                         lambda name=name, compiled=compiled: bench_classification(
+                             name, args, timer, compiled), compiled)
+            for name in args.models or default_models() for compiled in compile_modes(args)
+        ]), ['infer_ms', 'train_ms']))
     if 'dense' in args.what:
         tables.append(bench_isolated('dense', args.dense_models, args))
     if 'detector' in args.what:
         tables.append(bench_isolated('detector', args.det_models, args))
+    if 'compile_cache' in args.what:
+        tables.append(bench_compile_cache(args.dense_models, args))
     if 'flops' in args.what:
         args.plot = flops_plot_path(args)
         tables.append(bench_flops(args))

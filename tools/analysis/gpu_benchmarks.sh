@@ -5,9 +5,16 @@
 #   bash tools/analysis/gpu_benchmarks.sh OUT_DIR [STEP...]
 #
 # STEPs (default: all, in this order): classification dense resize profile compile study
-# compile_train tests detector study_detector. study and study_detector time the kernel choices
-# of tools/analysis/kernel_study.py; compile_train compiles the classification training step.
-# Without detector or study_detector, mmcv's CUDA ops are not built.
+# compile_train compile_dense tests detector compile_detector study_detector. study and
+# study_detector time the kernel choices of tools/analysis/kernel_study.py. The compile_* steps
+# measure every model eager and compiled in one run (benchmark.py --compile): compile_train the
+# classification training step (DSNet-T/S/B, Swin-T), compile_dense the dense forward + backward
+# at 2 x 800 x 1344, compile_detector the Mask R-CNN step with the backbone and neck compiled as
+# the configs' compile switch does; their compiles share one inductor cache
+# ($INDUCTOR_CACHE, default /tmp/mmdsnet_inductor), so a second call on a warm machine skips
+# most of the compiling. For a short device budget, the issue-19 figures alone:
+#   bash tools/analysis/gpu_benchmarks.sh OUT compile_train compile_dense compile_detector
+# Without detector, compile_detector or study_detector, mmcv's CUDA ops are not built.
 #
 # Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
 # small dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
@@ -20,8 +27,8 @@ set -uo pipefail
 
 OUT_DIR="${1:?usage: gpu_benchmarks.sh OUT_DIR [STEP...]}"
 shift
-STEPS=" ${*:-classification dense resize profile compile study compile_train tests detector \
-  study_detector} "
+STEPS=" ${*:-classification dense resize profile compile study compile_train compile_dense tests \
+  detector compile_detector study_detector} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -29,7 +36,8 @@ SITE=/tmp/mmdsnet_site
 BUILD=/tmp/mmdsnet_mmcv
 BENCH_CORES=0-3
 BUILD_CORES=4-$(($(nproc) - 1))
-mkdir -p "$OUT_DIR" "$SITE" "$BUILD"
+export TORCHINDUCTOR_CACHE_DIR="${INDUCTOR_CACHE:-/tmp/mmdsnet_inductor}"
+mkdir -p "$OUT_DIR" "$SITE" "$BUILD" "$TORCHINDUCTOR_CACHE_DIR"
 LOG="$OUT_DIR/run.log"
 exec > >(tee -a "$LOG") 2>&1
 cd "$ROOT"
@@ -68,7 +76,7 @@ log "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format
 "$PY" -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)'
 
 log "mmcv with CUDA ops, in the background on cores $BUILD_CORES"
-if ! { wanted detector || wanted study_detector; } \
+if ! { wanted detector || wanted compile_detector || wanted study_detector; } \
     || [ -n "$(ls "$BUILD"/cuda/site/mmcv/_ext*.so 2>/dev/null)" ]; then
   cuda_build=
 else
@@ -107,11 +115,13 @@ wanted compile && run compile 150 "$NO_OPS" --what classification --dtype bf16 -
 wanted study && run_script kernel_study.py study 170 "$NO_OPS" --dtype bf16 --profile \
   --steps dense training inference inference_deploy
 if wanted compile_train; then
-  for model in dsnet_small swin_tiny_patch4_window7_224; do
-    run "compile_train_${model%%_patch*}" 150 "$NO_OPS" --what classification --dtype bf16 \
-      --batch 256 --train-batch 128 --models "$model" --compile
+  for model in dsnet_small swin_tiny_patch4_window7_224 dsnet_tiny dsnet_base; do
+    run "compile_train_${model%%_patch*}" 420 "$NO_OPS" --what classification --dtype bf16 \
+      --batch 256 --train-batch 128 --models "$model" --compile --warmup 5 --repeats 20
   done
 fi
+wanted compile_dense && run compile_dense 420 "$NO_OPS" --what dense --dtype bf16 \
+  --dense-batch 2 --dense-models dsnet_small swin_tiny resnet50 --compile
 if wanted tests; then
   log "start tests: the attention, resize and layout tests on this machine"
   PYTHONPATH="$NO_OPS:$SITE:$ROOT" timeout 150 "$PY" -m pytest -q -p no:cacheprovider \
@@ -125,6 +135,8 @@ if [ -n "$cuda_build" ]; then
   wait "$cuda_build" || exit 1
 fi
 wanted detector && run detector 150 "$BUILD/cuda/site" --what detector --det-batch 2
+wanted compile_detector && run compile_detector 420 "$BUILD/cuda/site" --what detector \
+  --det-batch 2 --det-models mask_rcnn_dsnet_small mask_rcnn_swin_tiny mask_rcnn_r50 --compile
 wanted study_detector && run_script kernel_study.py study_detector 110 "$BUILD/cuda/site" \
   --steps detector --rounds 3 --variants committed cudnn_benchmark sdpa_efficient sdpa_cudnn \
   depthwise_nchw global_queries_explicit
