@@ -9,12 +9,17 @@ defaults. It counts what the explicit path ``softmax(q k^T * scale) v`` counts w
 matmul handle, one multiply-add per FLOP: ``q @ k^T`` and ``weights @ v``; the scale, the softmax
 and dropout count nothing there either. The tracer records the public op whichever kernel runs
 it (flash, memory-efficient, math; CPU or CUDA), so this one name covers them all.
+
+:class:`OperatorCounter` counts the other cost that decides a GPU step's time, the ATen operators
+the host dispatches (``tools/analysis/op_count.py``).
 """
+import collections
 from math import prod
 from typing import Any, List
 
 from mmengine.analysis import FlopAnalyzer, complexity_analysis
 from mmengine.analysis.jit_handles import generic_activation_jit, get_shape
+from torch.utils._python_dispatch import TorchDispatchMode
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 
@@ -49,3 +54,15 @@ def quiet_flop_analyzer(model: Any, inputs: tuple) -> FlopAnalyzer:
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
     return analyzer
+
+
+class OperatorCounter(TorchDispatchMode):
+    """Counts every ATen operator dispatched while it is active, by name (``counts``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))

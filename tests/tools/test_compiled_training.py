@@ -13,6 +13,7 @@ import sys
 import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from tool_scripts import run, small_run, tool
 
 from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits, write_shapes_dataset
@@ -23,29 +24,6 @@ TINY_ARCH = dict(embed_dims=[16, 32], depths=[1, 1], num_heads=[1, 2])
 # In a config: replaces the base config's arch name
 TINY_ARCH_CFG = dict(_delete_=True, **TINY_ARCH)
 MMENGINE_COMPILED_TRAIN_STEP = 'Model has been "compiled"'
-
-
-def run(args, cwd, timeout=900, **env):
-    import subprocess
-    env = {**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1', **env}
-    result = subprocess.run([str(arg) for arg in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    return output
-
-
-def tool(name):
-    return [sys.executable, os.path.join(REPO_ROOT, 'tools', name)]
-
-
-def options(num_train, num_val, batch_size, max_epochs, *extra):
-    cfg_options = [f'train_cfg.max_epochs={max_epochs}', 'default_hooks.logger.interval=1']
-    for loader, num_images in (('train_dataloader', num_train), ('val_dataloader', num_val)):
-        cfg_options += [f'{loader}.dataset.indices={num_images}',
-                        f'{loader}.batch_size={batch_size}', f'{loader}.num_workers=0',
-                        f'{loader}.persistent_workers=False']
-    return ['--cfg-options', *cfg_options, *extra]
 
 
 def losses(output):
@@ -84,9 +62,10 @@ def eager_keys(config, scope):
 def test_compiled_classifier_trains_like_eager_resumes_and_tests(workspace, cache_env):
     config = workspace / 'digits_tiny.py'
     eager = run([*tool('train.py'), config, '--work-dir', workspace / 'eager',
-                 *options(8, 4, 4, 2)], cwd=workspace)
+                 *small_run(8, 4, 4, 2)], cwd=workspace)
     compiled = run([*tool('train.py'), config, '--work-dir', workspace / 'compiled',
-                    *options(8, 4, 4, 2, 'compile=True')], cwd=workspace, **cache_env)
+                    *small_run(8, 4, 4, 2, 'compile=True')], cwd=workspace, timeout=900,
+                   **cache_env)
 
     assert 'Compiled the backbone (DSNet) of ImageClassifier with torch.compile()' in compiled
     assert MMENGINE_COMPILED_TRAIN_STEP not in compiled
@@ -103,10 +82,10 @@ def test_compiled_classifier_trains_like_eager_resumes_and_tests(workspace, cach
     assert not any('_orig_mod' in key for key in state_dict)
 
     resumed = run([*tool('train.py'), config, '--work-dir', workspace / 'compiled', '--resume',
-                   *options(8, 4, 4, 3)], cwd=workspace)
+                   *small_run(8, 4, 4, 3)], cwd=workspace)
     assert 'resumed epoch: 2, iter: 4' in resumed and 'Epoch(train) [3][2/2]' in resumed
     resumed = run([*tool('train.py'), config, '--work-dir', workspace / 'compiled', '--resume',
-                   *options(8, 4, 4, 4, 'compile=True')], cwd=workspace, **cache_env)
+                   *small_run(8, 4, 4, 4, 'compile=True')], cwd=workspace, **cache_env)
     assert 'resumed epoch: 3, iter: 6' in resumed and 'Epoch(train) [4][2/2]' in resumed
 
     # The quickstart keeps the last checkpoint only: the compiled resumed run's.
@@ -126,7 +105,7 @@ def test_compiled_classifier_trains_on_two_processes(workspace, cache_env, free_
     work_dir = workspace / 'dist'
     output = run(['bash', os.path.join(REPO_ROOT, 'tools', 'dist_train.sh'),
                   workspace / 'digits_tiny.py', 2, '--work-dir', work_dir,
-                  *options(8, 4, 2, 2, 'compile.backend=aot_eager')],
+                  *small_run(8, 4, 2, 2, 'compile.backend=aot_eager')],
                  cwd=workspace, PORT=str(free_port()), **cache_env)
     assert 'Distributed training: True' in output
     assert 'Compiled the backbone (DSNet) of ImageClassifier' in output
@@ -153,7 +132,7 @@ def test_compiled_mask_rcnn_trains_on_shapes(workspace, cache_env):
 
 def test_compile_without_a_cxx_compiler_warns_once_and_trains_eagerly(workspace):
     output = run([*tool('train.py'), workspace / 'digits_tiny.py', '--work-dir',
-                  workspace / 'no_cxx', *options(4, 2, 2, 2, 'compile=True')], cwd=workspace,
+                  workspace / 'no_cxx', *small_run(4, 2, 2, 2, 'compile=True')], cwd=workspace,
                  CXX='no-such-cxx-compiler')
     warning = ("compile=True is ignored and the model trains eagerly: inductor needs a C++ "
                "compiler for the CPU and none of ['no-such-cxx-compiler'] is on PATH")

@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import load
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tool_scripts import load_tool
+from tool_scripts import load_tool, run, small_run, tool
 
 from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits
@@ -24,30 +24,6 @@ from mmdsnet.launch import load_config
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'dsnet_tiny_digits.py')
 DET_CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'mask_rcnn_dsnet_tiny_shapes.py')
-
-
-def small_run(num_train, num_val, batch_size, max_epochs=2):
-    """``--cfg-options`` for a short run: the quickstart warm-up takes epoch 1, so 2 epochs."""
-    options = [f'train_cfg.max_epochs={max_epochs}', 'default_hooks.logger.interval=1']
-    for loader, num_images in (('train_dataloader', num_train), ('val_dataloader', num_val)):
-        options += [f'{loader}.dataset.indices={num_images}', f'{loader}.batch_size={batch_size}',
-                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
-    return ['--cfg-options', *options]
-
-
-def run(args, cwd, timeout=600, **env):
-    """Run a tool with one OpenMP thread (as torchrun gives each process): two threads on two
-    cores stall whenever anything else runs, which made these runs 5-50x slower."""
-    env = {**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1', **env}
-    result = subprocess.run([str(arg) for arg in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    return output
-
-
-def tool(name):
-    return [sys.executable, os.path.join(REPO_ROOT, 'tools', name)]
 
 
 @pytest.fixture(scope='module')

@@ -12,29 +12,17 @@ counted too: each costs a dispatch, though no kernel. Prints the totals and the 
 operators, and writes JSON.
 """
 import argparse
-import collections
 import json
 import os
 import sys
 from contextlib import nullcontext
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  (the sibling script's backbone builders)
 
-
-class OperatorCounter(TorchDispatchMode):
-    """Counts every ATen operator dispatched while it is active, by name."""
-
-    def __init__(self):
-        super().__init__()
-        self.counts = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.counts[func.overloadpacket.__name__] += 1
-        return func(*args, **(kwargs or {}))
+from mmdsnet.analysis import OperatorCounter  # noqa: E402
 
 
 def count_step(name, size, dtype):

@@ -5,14 +5,13 @@ These tests pin how DSNet computes, not what it computes (``test_dsnet.py`` pins
 change that keeps every output can still fail here, and then it has lost speed or memory. The
 reasons are in docs/benchmarks.md, "Kernel and DDP details".
 """
-import collections
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmdsnet  # noqa: F401  registers DSNet
+from mmdsnet.analysis import OperatorCounter
 from mmdsnet.models import DSNet
 
 
@@ -23,22 +22,9 @@ def test_channels_last_outputs_keep_the_layout():
     assert all(out.is_contiguous(memory_format=torch.channels_last) for out in outs)
 
 
-def test_fused_attention_gets_head_dim_contiguous_inputs(monkeypatch):
+@pytest.mark.parametrize('channels_last', [True, False], ids=['channels_last', 'nchw'])
+def test_fused_attention_gets_head_dim_contiguous_inputs(monkeypatch, channels_last):
     # Otherwise scaled_dot_product_attention silently falls back to its materialising kernel.
-    strides = []
-    sdpa = F.scaled_dot_product_attention
-
-    def spy(query, key, value, **kwargs):
-        strides.extend(t.stride(-1) for t in (query, key, value))
-        return sdpa(query, key, value, **kwargs)
-
-    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
-    with torch.no_grad():
-        DSNet('tiny').eval()(torch.rand(1, 3, 64, 64))
-    assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
-
-
-def test_fused_attention_gets_head_dim_contiguous_inputs_from_nchw_maps(monkeypatch):
     # The tokens of an NCHW map are strided along channels: the local stream's must be copied.
     strides = []
     sdpa = F.scaled_dot_product_attention
@@ -49,7 +35,7 @@ def test_fused_attention_gets_head_dim_contiguous_inputs_from_nchw_maps(monkeypa
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
     with torch.no_grad():
-        DSNet('tiny', channels_last=False).eval()(torch.rand(1, 3, 64, 64))
+        DSNet('tiny', channels_last=channels_last).eval()(torch.rand(1, 3, 64, 64))
     assert strides == [1] * 3 * 3 * sum(DSNet.arch_zoo['tiny']['depths'])
 
 
@@ -122,18 +108,6 @@ def test_compiles_to_one_graph(training):
         expected = model(x)
         for out, reference in zip(outs, expected):
             torch.testing.assert_close(out, reference)
-
-
-class OperatorCounter(TorchDispatchMode):
-    """Counts the ATen operators dispatched while it is active, by name."""
-
-    def __init__(self):
-        super().__init__()
-        self.counts = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.counts[func.overloadpacket.__name__] += 1
-        return func(*args, **(kwargs or {}))
 
 
 #: The view and layout operators of one DSNet-tiny training step below, as measured (the same
