@@ -3,7 +3,6 @@
 ``default_scope`` picks the registries when the Runner is built."""
 import argparse
 import contextlib
-import datetime
 import difflib
 import gc
 import logging
@@ -18,6 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import init_dist
 from mmengine.utils.dl_utils import set_multi_processing
 
+from .compat.mmengine_cpu_launcher import init_cpu_process_group
 from .engine import PREEMPTED_EXIT_CODE, Preempted, RankWatchdog
 
 
@@ -136,23 +136,14 @@ def shutdown_process_groups() -> None:
 def init_distributed(cfg: Config) -> None:
     """Start the process group for ``cfg.launcher`` (nothing for ``'none'``), as the Runner
     would, so that the watchdog can start before the Runner is built; the Runner then keeps it.
-
-    On machines without a GPU, ``--launcher pytorch`` runs over gloo: MMEngine's pytorch launcher
-    assumes one GPU per process, calling ``torch.cuda.set_device`` and wrapping the model in DDP
-    with ``device_ids=[LOCAL_RANK]``, both of which fail on CPU, so DDP gets no device ids.
+    On machines without a GPU, ``--launcher pytorch`` runs over gloo
+    (:mod:`mmdsnet.compat.mmengine_cpu_launcher`).
     """
     if cfg.launcher == 'none' or dist.is_initialized():
         return
     env_cfg = cfg.get('env_cfg', {})
     set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
-    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+    if cfg.launcher == 'pytorch' and not torch.cuda.is_available():
+        init_cpu_process_group(cfg)
+    else:
         init_dist(cfg.launcher, **env_cfg.get('dist_cfg', {}))
-        return
-    timeout = env_cfg.get('dist_cfg', {}).get('timeout', 1800)
-    dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel',
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper

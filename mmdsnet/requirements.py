@@ -37,7 +37,7 @@ def installed_version(distribution):
         return None
 
 
-def _release(version):
+def release(version):
     """The leading numbers of a version string: '2.1.2+cu121' -> (2, 1, 2)."""
     return tuple(int(part) for part in re.findall(r'\d+', version.split('+')[0])[:3])
 
@@ -90,7 +90,7 @@ def stack_problems():
             problems.append(f'{distribution} is not installed. Fix: {fix}.')
         elif version is None:
             continue  # importable without metadata (a source checkout on the path): trust it
-        elif distribution == 'torch' and _release(version) < MIN_TORCH:
+        elif distribution == 'torch' and release(version) < MIN_TORCH:
             problems.append(
                 f'torch {version} is older than the {".".join(map(str, MIN_TORCH))} mmdsnet '
                 'needs. Fix: install torch >= 2.1 with a torchvision and an mmcv built for it '

@@ -44,6 +44,19 @@ def crafted_pth(tmp_path, code_running_object):
     return str(path)
 
 
+@pytest.fixture(params=['weights_only', 'allowlist_unpickler'])
+def loader(request, monkeypatch):
+    """Runs a test once per way that mmdsnet.checkpoint.load_torch_file enforces the allowlist:
+    torch's ``weights_only=True`` (torch >= 2.6) and mmdsnet's unpickler (any torch)."""
+    from mmdsnet.compat import torch_weights_only
+    if request.param == 'weights_only' and not torch_weights_only.TORCH_TAKES_NAMED_SAFE_GLOBALS:
+        pytest.skip(f'torch {torch.__version__} < 2.6: weights_only=True cannot take the '
+                    'allowlist here, the allowlist unpickler (the other case) is what loads')
+    monkeypatch.setattr(torch_weights_only, 'TORCH_TAKES_NAMED_SAFE_GLOBALS',
+                        request.param == 'weights_only')
+    return request.param
+
+
 @contextlib.contextmanager
 def restored_default_scope():
     """A Runner sets MMEngine's global default scope (e.g. 'mmdet'), and every later registry

@@ -7,6 +7,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from mmdsnet.compat.versions import TORCH
 from mmdsnet.launch import distributed_session, load_config, shutdown_process_groups
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +58,7 @@ def test_distributed_session_stops_the_gloo_threads_after_success(one_process_cp
     with distributed_session(cfg):
         assert dist.get_backend() == 'gloo' and dist.get_world_size() == 1
         assert cfg.model_wrapper_cfg.device_ids is None
-        if not gloo_threads() and torch.__version__ < '2.2':
+        if not gloo_threads() and TORCH < (2, 2):
             pytest.skip(f'torch {torch.__version__} does not name its gloo threads (2.14 does): '
                         'nothing here to see them stop')
         assert gloo_threads()

@@ -121,18 +121,11 @@ def compile_backbone(model: nn.Module, compile_kwargs: dict) -> None:
         if not first_size:
             first_size.append(images.shape[-2:])
         elif images.shape[-2:] != first_size[0]:
-            mark_dynamic(images, images.dim() - 2)
-            mark_dynamic(images, images.dim() - 1)
+            torch._dynamo.maybe_mark_dynamic(images, images.dim() - 2)
+            torch._dynamo.maybe_mark_dynamic(images, images.dim() - 1)
         return compiled(backbone, images, *args, **kwargs)
 
     backbone.forward = functools.partial(compiled_forward, backbone)
-
-
-def mark_dynamic(tensor: torch.Tensor, dim: int) -> None:
-    """Compile ``tensor``'s ``dim`` as a symbol, unless the model specialises it."""
-    # torch 2.1 has no maybe_mark_dynamic; its mark_dynamic fails only if the model specialises
-    # the size, which DSNet and its FPN do not.
-    getattr(torch._dynamo, 'maybe_mark_dynamic', torch._dynamo.mark_dynamic)(tensor, dim)
 
 
 def is_compiled(model: nn.Module) -> bool:

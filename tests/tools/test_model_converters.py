@@ -1,19 +1,19 @@
 """Converters from the public DSNet releases, checked against an independent oracle.
 
-The oracle is ``tools/analysis/dsnet_releases.py``: it re-implements the releases' network
+The oracle is ``tests/dsnet_releases.py``: it re-implements the releases' network
 (``MixVisionTransformer`` / ``MixBlock``) straight from their description, with their parameter
-names and no code shared with ``mmdsnet`` (the benchmark times the same module as the releases'
-baseline). Converted weights must give its logits.
+names and no code shared with ``mmdsnet``. Converted weights must give its logits.
 """
+import dsnet_releases as releases
 import pytest
 import torch
-from release_checkpoints import releases, write_authors_pth, write_pdparams
+from release_checkpoints import write_authors_pth, write_pdparams
 from tool_scripts import load_tool
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.checkpoint import UnsafeCheckpointError
 from mmdsnet.models import DSNet
-from mmdsnet.models.backbones.dsnet_convert import convert_release_state_dict
+from mmdsnet.models.backbones.dsnet_weights import convert_release_state_dict
 
 NUM_CLASSES = releases.NUM_CLASSES
 random_release_state_dict = releases.random_release_state_dict

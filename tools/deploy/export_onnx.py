@@ -9,13 +9,14 @@ The backbone's BatchNorms that feed a 1x1 conv are folded into it first
 (``DSNet.switch_to_deploy``; ``--keep-norms`` exports them as they are).
 """
 import argparse
-import inspect
 
 # First: registers DSNet, and its compat fixes must precede the first mmpretrain import.
 import mmdsnet  # noqa: F401  isort:skip
 import torch
 from mmpretrain.apis import get_model
 from torch import nn
+
+from mmdsnet.compat.torch_onnx_export import export_onnx
 
 # Below this side DSNet's stage-4 global map, (side // 32) // 2, is clamped to 1 by Python code
 # that a trace freezes; from it up, the traced graph computes every size from the input's.
@@ -55,23 +56,10 @@ def main():
     classifier = get_model(args.config, pretrained=args.checkpoint, device='cpu').eval()
     if not args.keep_norms and hasattr(classifier.backbone, 'switch_to_deploy'):
         classifier.backbone.switch_to_deploy()
-    if torch.__version__ < '2.2':
-        # torch 2.1's ONNX symbolic of scaled_dot_product_attention fails on a float scale
-        # (tested: 2.1 fails, 2.14 exports it): export the explicit path, the same function.
-        for module in classifier.modules():
-            if hasattr(module, 'fused_attention'):
-                module.fused_attention = False
     model = Logits(classifier).eval()
-
-    example = torch.zeros(1, 3, *args.shape)
-    # The TorchScript exporter: the dynamo one needs onnxscript, which the stack does not install.
-    # torch < 2.5 has no dynamo switch and always uses the TorchScript one.
-    exporter = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters \
-        else {}
-    torch.onnx.export(
-        model, (example, ),
+    export_onnx(
+        model, (torch.zeros(1, 3, *args.shape), ),
         args.out,
-        **exporter,
         input_names=['input'],
         output_names=['logits'],
         dynamic_axes={'input': {0: 'batch', 2: 'height', 3: 'width'}, 'logits': {0: 'batch'}},

@@ -5,7 +5,8 @@ The converters import it as a sibling module (running a script puts its folder f
 """
 import argparse
 
-from mmdsnet.checkpoint import save_torch_file
+from mmdsnet.engine.checkpoint_files import save_torch_file
+from mmdsnet.models import DSNet
 
 
 def converter_parser(description: str, source_help: str) -> argparse.ArgumentParser:
@@ -19,7 +20,12 @@ def converter_parser(description: str, source_help: str) -> argparse.ArgumentPar
 
 
 def save_converted(checkpoint: dict, filename: str) -> None:
-    """Write a converted checkpoint atomically, with its checksum, and say what was written."""
+    """Name the arch of a converted checkpoint in its meta (``'tiny'``, ``'small'``, ``'base'``,
+    or None for another), write it atomically with its checksum, and say what was written."""
+    meta = checkpoint['meta']
+    settings = [meta['depths'], meta['embed_dims']]
+    meta['arch'] = next((name for name, arch in DSNet.arch_zoo.items()
+                         if [arch['depths'], arch['embed_dims']] == settings), None)
     save_torch_file(checkpoint, filename)
     print(f'wrote {len(checkpoint["state_dict"])} tensors ({checkpoint["meta"]["arch"]} arch) '
           f'to {filename}')

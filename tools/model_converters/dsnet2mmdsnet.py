@@ -16,7 +16,7 @@ import os.path as osp
 from converter_cli import converter_parser, save_converted
 
 from mmdsnet.checkpoint import load_torch_file
-from mmdsnet.models.backbones.dsnet_convert import (RELEASE_SIGNATURE_KEY, converted_checkpoint,
+from mmdsnet.models.backbones.dsnet_weights import (RELEASE_SIGNATURE_KEY, converted_checkpoint,
                                                     find_release_state_dict)
 
 

@@ -16,7 +16,7 @@ import os.path as osp
 from converter_cli import converter_parser, save_converted
 
 from mmdsnet.checkpoint import load_pdparams
-from mmdsnet.models.backbones.dsnet_convert import converted_checkpoint, paddle_to_release_layout
+from mmdsnet.models.backbones.dsnet_weights import converted_checkpoint, paddle_to_release_layout
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
-from mmdsnet.checkpoint import write_bytes_atomically
+from ..checkpoint_files import write_bytes_atomically
 
 PREEMPTED_EXIT_CODE = 75  # sysexits' EX_TEMPFAIL: stopped on request, run again to continue
 

@@ -3,7 +3,8 @@
 import errno
 import signal
 
-from mmdsnet.checkpoint import load_torch_file, verify_checksum
+from mmdsnet.checkpoint import load_torch_file
+from mmdsnet.engine.checkpoint_files import verify_checksum
 
 
 def assert_epoch_1_is_the_last_checkpoint(work_dir):
@@ -17,7 +18,7 @@ def assert_epoch_1_is_the_last_checkpoint(work_dir):
 def test_a_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(train_toy, tmp_path):
     """SIGKILL after the new checkpoint's bytes are written, before they are renamed."""
     killer = ('import os, signal\n'
-              'import mmdsnet.checkpoint as checkpoint\n'
+              'import mmdsnet.engine.checkpoint_files as checkpoint\n'
               'real_replace = os.replace\n'
               'def replace(src, dst):\n'
               "    if dst.endswith('epoch_2.pth'):\n"
@@ -34,7 +35,7 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_checkpoint(
     """ENOSPC after part of epoch 2's checkpoint is written; then space is freed and the run
     resumed."""
     full_disk = ('import errno, io\n'
-                 'import mmdsnet.checkpoint as checkpoint\n'
+                 'import mmdsnet.engine.checkpoint_files as checkpoint\n'
                  'class FullDisk(io.FileIO):\n'
                  '    def write(self, data):\n'
                  '        super().write(bytes(data)[:len(data) // 2])\n'

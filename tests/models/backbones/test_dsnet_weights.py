@@ -1,18 +1,21 @@
-"""The public releases' weight files load as they are, converted in memory: ``init_cfg``
+"""mmdsnet.models.backbones.dsnet_weights: strict loading names what does not fit, and the public
+releases' weight files load as they are, converted in memory: ``init_cfg``
 Pretrained on a DSNet (with and without ``prefix='backbone.'``) and MMEngine's
 ``load_checkpoint`` on a whole classifier (what ``get_model(..., pretrained=...)``,
 ``load_from`` and the inferencers run) take the authors' ``.pth`` and PaddleClas' ``.pdparams``.
-The classifier must give the releases' logits (the oracle of ``tools/analysis/dsnet_releases.py``).
+The classifier must give the releases' logits (the oracle of ``tests/dsnet_releases.py``).
 """
+import dsnet_releases as releases
 import pytest
 import torch
+import torch.nn as nn
 from mmengine.runner import load_checkpoint
-from release_checkpoints import releases, write_authors_pth, write_pdparams
+from release_checkpoints import write_authors_pth, write_pdparams
 
 import mmdsnet  # noqa: F401  registers DSNet and the release-aware loader
 from mmdsnet.models import DSNet
-from mmdsnet.models.backbones.dsnet_convert import (convert_release_state_dict,
-                                                    load_from_local_weights)
+from mmdsnet.models.backbones.dsnet_weights import (convert_release_state_dict,
+                                                    load_pretrained_strictly, read_weights)
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +75,7 @@ def test_a_release_without_head_loads_as_a_backbone(tmp_path, release_state_dict
     without_head = {k: v for k, v in release_state_dict.items() if not k.startswith('head.')}
     path = write_pdparams(without_head, tmp_path / 'DSNet_tiny_backbone.pdparams')
     assert all(key.startswith('backbone.')
-               for key in load_from_local_weights(path)['state_dict'])
+               for key in read_weights(path)['state_dict'])
     model = DSNet('tiny', init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
     torch.testing.assert_close(model.final_norm.running_var,
@@ -98,7 +101,20 @@ def test_other_checkpoints_load_unchanged(tmp_path):
                   'meta': {'epoch': 3}}
     path = tmp_path / 'epoch_3.pth'
     torch.save(checkpoint, path)
-    loaded = load_from_local_weights(str(path))
+    loaded = read_weights(str(path))
     assert loaded.keys() == checkpoint.keys() and loaded['meta'] == {'epoch': 3}
     assert torch.equal(loaded['state_dict']['backbone.stages.0.patch_embed.weight'],
                        torch.ones(2))
+
+
+def test_load_pretrained_strictly_drops_ddp_prefix_and_names_what_does_not_fit(tmp_path):
+    source = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    path = tmp_path / 'ddp.pth'
+    torch.save({'state_dict': {f'module.0.{key}': value
+                               for key, value in source[0].state_dict().items()}}, path)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    load_pretrained_strictly(model, str(path), optional_prefixes=('1.', ))
+    assert torch.equal(model[0].weight, source[0].weight)
+    with pytest.raises(ValueError, match=r'ddp.pth \(prefix None\) does not fit two linears:\n'
+                       r'  missing: 1.bias, 1.weight\n'):
+        load_pretrained_strictly(model, str(path), description='two linears')

@@ -1,4 +1,11 @@
-"""Mapping of the public DSNet releases' weights onto :class:`mmdsnet.models.DSNet`, in memory.
+"""DSNet's weights, one way: a file is read safely, converted if it is a release, and loaded
+strictly.
+
+::
+
+    file ─ read_weights ─┬─ .pth: mmdsnet.checkpoint.load_torch_file (allowlist, checksum)
+                         └─ .pdparams: mmdsnet.checkpoint.load_pdparams ─ paddle_to_release_layout
+         ─ a release's keys? ─ convert_release_state_dict ─ load_pretrained_strictly ─ model
 
 The authors' PyTorch release and PaddleClas share one key layout::
 
@@ -10,23 +17,23 @@ The authors' PyTorch release and PaddleClas share one key layout::
 :func:`convert_release_state_dict` turns such a state dict (torch layout) into the state dict of
 an MMPretrain ``ImageClassifier`` with a DSNet backbone and a ``LinearClsHead``;
 :func:`paddle_to_release_layout` first turns PaddleClas arrays into the torch layout.
-:func:`load_from_local_weights` is MMEngine's loader for local files after ``import mmdsnet``,
-so that ``init_cfg`` Pretrained, ``load_from`` and ``get_model(..., pretrained=...)`` take a
-release file as it is; the converters in ``tools/model_converters`` write the same conversion
-to a file.
+``DSNet(init_cfg=dict(type='Pretrained', ...))`` runs :func:`load_pretrained_strictly`;
+``import mmdsnet`` makes :func:`read_weights` MMEngine's loader for local files
+(:func:`register_weights_loader`), so that ``load_from``, ``--resume`` and ``get_model(...,
+pretrained=...)`` read every file safely and take a release file as it is. The converters in
+``tools/model_converters`` write the same conversion to a file.
 """
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
+from mmengine.runner import CheckpointLoader
 
 from mmdsnet.checkpoint import load_pdparams, load_torch_file
 from mmdsnet.version import __version__
-
-from .dsnet import DSNet
 
 # Release module name -> ours, inside one block, in our modules' registration order.
 BLOCK_MODULES = OrderedDict([
@@ -194,13 +201,11 @@ def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: 
     """:func:`convert_release_state_dict` wrapped as an MMEngine checkpoint.
 
     Its meta names ``backbone_prefix``, so that ``init_cfg=dict(type='Pretrained')`` without a
-    prefix loads the backbone part into a DSNet
-    (:func:`mmdsnet.checkpoint.load_pretrained_strictly`).
+    prefix loads the backbone part into a DSNet (:func:`load_pretrained_strictly`).
 
     Returns:
-        dict: ``{'state_dict': ..., 'meta': {'arch': 'tiny' | 'small' | 'base' | None,
-        'depths': [...], 'embed_dims': [...], 'backbone_prefix': 'backbone.',
-        'mmdsnet_version': ..., **meta}}``.
+        dict: ``{'state_dict': ..., 'meta': {'depths': [...], 'embed_dims': [...],
+        'backbone_prefix': 'backbone.', 'mmdsnet_version': ..., **meta}}``.
     """
     converted = convert_release_state_dict(state_dict, backbone_only)
     depths = infer_depths(state_dict)
@@ -208,9 +213,7 @@ def converted_checkpoint(state_dict: Mapping[str, torch.Tensor], backbone_only: 
         int(state_dict[f'patch_embed{stage}.proj.weight'].shape[0])
         for stage in range(1, len(depths) + 1)
     ]
-    arch = next((name for name, setting in DSNet.arch_zoo.items()
-                 if setting['depths'] == depths and setting['embed_dims'] == embed_dims), None)
-    meta = dict(arch=arch, depths=depths, embed_dims=embed_dims, backbone_prefix=BACKBONE_PREFIX,
+    meta = dict(depths=depths, embed_dims=embed_dims, backbone_prefix=BACKBONE_PREFIX,
                 mmdsnet_version=__version__, **meta)
     return {'state_dict': converted, 'meta': meta}
 
@@ -227,8 +230,8 @@ def find_release_state_dict(checkpoint: Any) -> Optional[Mapping[str, torch.Tens
     return None
 
 
-def load_from_local_weights(filename: str, map_location: Any = None) -> Any:
-    """Load a local weight file, converting the public releases' weights in memory.
+def read_weights(filename: str, map_location: Any = None) -> Any:
+    """Read a local weight file safely, converting the public releases' weights in memory.
 
     A PaddleClas ``.pdparams`` file, or a ``.pth`` that holds release weights (see
     :func:`find_release_state_dict`; the ``model`` weights, not ``model_ema``), becomes the
@@ -258,10 +261,72 @@ def load_from_local_weights(filename: str, map_location: Any = None) -> Any:
 
 
 def register_weights_loader() -> None:
-    """Make :func:`load_from_local_weights` MMEngine's loader for local paths.
+    """Make :func:`read_weights` MMEngine's loader for local paths (``import mmdsnet`` calls it).
 
-    It replaces the loader that :mod:`mmdsnet.compat` registers, and reads ``.pth`` files the
-    same way (:func:`mmdsnet.checkpoint.load_torch_file`).
+    MMEngine's own loader unpickles anything on torch < 2.6 and refuses Runner checkpoints on
+    torch >= 2.6 (:mod:`mmdsnet.compat.torch_weights_only`); this one reads both safely.
     """
-    from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=read_weights, force=True)
+
+
+def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
+                             map_location: Any = 'cpu',
+                             optional_prefixes: Tuple[str, ...] = (),
+                             description: Optional[str] = None) -> None:
+    """Load ``checkpoint`` (with ``prefix`` stripped) into ``model``, refusing any misfit.
+
+    MMEngine's ``init_cfg=dict(type='Pretrained')`` only warns about missing, unexpected and
+    mis-shaped keys and trains on with whatever fitted, so a checkpoint of another arch went
+    unnoticed; this raises instead. A leading ``module.`` (DDP) is dropped from every key.
+
+    Args:
+        model (nn.Module): The module to load into.
+        checkpoint (str): A local path, read by :func:`read_weights` (release files converted
+            to a classifier checkpoint on the way), or a URL, read by MMEngine's loader for its
+            scheme.
+        prefix (str, optional): Only keys starting with it are loaded, without it (e.g.
+            ``'backbone.'`` for a classifier checkpoint). Defaults to None: the
+            ``backbone_prefix`` that the checkpoint's meta names (release weights, converted),
+            else all keys, from the file's ``state_dict`` entry when it has one.
+        map_location: Passed to the loader. Defaults to ``'cpu'``.
+        optional_prefixes (tuple[str]): Model keys that may be absent from the checkpoint
+            (parts added for another task, which keep their initialisation).
+        description (str, optional): How the error names the model. Defaults to its class name.
+
+    Raises:
+        ValueError: The file holds no state dict, or keys are missing, unexpected or of another
+            shape (listing up to 8 of each).
+    """
+    if '://' in checkpoint:
+        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location)
+    else:
+        loaded = read_weights(checkpoint, map_location)
+    if not isinstance(loaded, dict):
+        raise ValueError(f'{checkpoint} holds a {type(loaded).__name__}, not a checkpoint or a '
+                         'state dict')
+    state_dict = loaded.get('state_dict', loaded)
+    prefix = prefix or (loaded.get('meta') or {}).get('backbone_prefix')
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
+                      if key.startswith(prefix)}
+    state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
+    own = model.state_dict()
+    missing = sorted(key for key in own
+                     if key not in state_dict and not key.startswith(optional_prefixes))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)} != model '
+                  f'{tuple(value.shape)}' for key, value in own.items()
+                  if key in state_dict and state_dict[key].shape != value.shape]
+    if missing or unexpected or mismatched:
+        def listing(title, keys):
+            more = f', ... ({len(keys)} in all)' if len(keys) > 8 else ''
+            shown = ', '.join(keys[:8]) + more
+            return f'\n  {title}: {shown}' if keys else ''
+        raise ValueError(
+            f'{checkpoint} (prefix {prefix!r}) does not fit '
+            f'{description or type(model).__name__}:' + listing('missing', missing) +
+            listing('unexpected', unexpected) + listing('shape mismatch', mismatched) +
+            '\n  Check the arch, and the prefix: a classifier checkpoint needs prefix="backbone." '
+            "(the releases' .pth and .pdparams files load as they are, with or without it)")
+    model.load_state_dict(state_dict, strict=False)
