@@ -11,7 +11,7 @@ and dropout count nothing there either. The tracer records the public op whichev
 it (flash, memory-efficient, math; CPU or CUDA), so this one name covers them all.
 
 :class:`OperatorCounter` counts the other cost that decides a GPU step's time, the ATen operators
-the host dispatches (``tools/analysis/op_count.py``).
+the host dispatches (``tools/benchmarks/op_count.py``).
 """
 import collections
 from math import prod

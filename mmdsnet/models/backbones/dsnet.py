@@ -2,7 +2,7 @@
 
 Computes the same function as the two public releases (the authors' PyTorch code and PaddleClas),
 so their weight files load as they are and give the same logits; the key mapping is in
-``mmdsnet/models/backbones/dsnet_convert.py``.
+``mmdsnet/models/backbones/dsnet_weights.py``.
 
 Each DS-Block splits its channels into a local half, refined by a depthwise 3x3 conv at full
 resolution, and a global half, resized down to 1/32 (1/64 in stage 4) of the image and refined by
@@ -18,114 +18,22 @@ is resized back up and both are fused by a 1x1 conv::
                      concat ─ 1x1 ─ + residual ─ BN ─ MLP ─ + residual
 """
 import math
-import numbers
+from numbers import Integral, Real
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdsnet.checkpoint import load_pretrained_strictly
-from mmdsnet.models.layers import attention, is_compiling
+from mmdsnet.models.layers import (attention, fold_norm_into_conv, map_to_tokens, merge_heads,
+                                   resize_bilinear, split_qkv, tokens_to_map)
 from mmdsnet.registry import register_model
 
-
-def resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a (B, C, H, W) map, ``align_corners=False``, no antialiasing: the
-    releases' ``F.interpolate(x, size, mode='bilinear')``.
-
-    A downsampling by even integer factors is computed as the mean of the two middle taps of
-    each cell on both axes, which is where the bilinear kernel samples, because that is much
-    faster than the kernel (docs/benchmarks.md); it equals the kernel's result up to the order
-    of a four-term sum. Everything else goes to ``F.interpolate``.
-
-    Under ``torch.compile`` everything goes to ``F.interpolate``, which inductor fuses, except
-    sides resized to 1: torch 2.1's compiled kernel samples their first entry instead of their
-    middle (``test_compiled_resize_to_a_side_of_one_samples_the_middle``).
-    """
-    if is_compiling():
-        return _compiled_resize_bilinear(x, size)
-    height, width = x.shape[-2:]
-    out_height, out_width = size
-    row_factor, col_factor = height // out_height, width // out_width
-    # A trace would freeze this size-dependent choice into the graph (ONNX with dynamic shapes).
-    if (not torch.jit.is_tracing() and row_factor * out_height == height
-            and col_factor * out_width == width and row_factor % 2 == 0 and col_factor % 2 == 0):
-        top, bottom = _middle_taps(x, -2, row_factor)
-        top_left, top_right = _middle_taps(top, -1, col_factor)
-        bottom_left, bottom_right = _middle_taps(bottom, -1, col_factor)
-        return (top_left + top_right + bottom_left + bottom_right) * 0.25
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-
-
-def _compiled_resize_bilinear(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """:func:`resize_bilinear` in a compiled graph. The eager shortcut's choice would guard on
-    the divisibility of the sizes, recompiling for every padded detection batch that changes
-    it; a side of 1 is the middle of the input side (one entry, or the mean of two)."""
-    for dim, out_side in ((-2, size[0]), (-1, size[1])):
-        if out_side == 1:
-            side = x.shape[dim]
-            middle = x.narrow(dim, (side - 1) // 2, 1)
-            # A sum, not a mean: torch 2.1's inductor fails on the mean of a narrowed view.
-            x = middle if side % 2 else (middle + x.narrow(dim, side // 2, 1)) * 0.5
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-
-
-def _middle_taps(x: torch.Tensor, dim: int,
-                 factor: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The two middle entries of each run of ``factor`` entries along ``dim`` (< 0), as views."""
-    cells = x.unflatten(dim, (-1, factor))
-    return cells.select(dim, factor // 2 - 1), cells.select(dim, factor // 2)
-
-
-def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H, W, C), the map's tokens with their channels last; a view."""
-    return x.permute(0, 2, 3, 1)
-
-
-def tokens_to_map(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, H, W, C), or (B * H * W, C) as a linear layer returns them, -> (B, C, H, W); a view
-    of contiguous tokens."""
-    if x.dim() == 2:
-        x = x.reshape(-1, height, width, x.shape[-1])
-    return x.permute(0, 3, 1, 2)
-
-
-def split_qkv(qkv: torch.Tensor, num_heads: int, batch: int) -> Tuple[torch.Tensor, ...]:
-    """(B * N, 3 * C), or any (B, ..., 3 * C) with the N tokens of an image in between,
-    -> query, key, value, each (B, heads, N, C // heads).
-
-    The channel axis is laid out as (3, heads, head_dim), the 3 outermost, as in both releases.
-    """
-    head_dims = qkv.shape[-1] // (3 * num_heads)
-    return qkv.reshape(batch, -1, 3, num_heads, head_dims).permute(2, 0, 3, 1, 4).unbind(0)
-
-
-def merge_heads(x: torch.Tensor, tokens_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
-    """(B, heads, N, head_dim) -> (B * N, heads * head_dim), the 2-d input on which a linear
-    layer dispatches no reshapes, or ``tokens_shape``, e.g. that of the attending tokens."""
-    batch, num_heads, num_tokens, head_dims = x.shape
-    if tokens_shape is None:
-        tokens_shape = (batch * num_tokens, num_heads * head_dims)
-    return x.transpose(1, 2).reshape(tokens_shape)
-
-
-def fold_norm_into_conv(norm: _BatchNorm, conv: nn.Conv2d) -> None:
-    """Turn ``conv(norm(x))`` into ``conv(x)`` in place, for an eval-mode BatchNorm followed by
-    an unpadded 1x1 conv: the norm's per-channel affine map moves into the conv's weight and
-    bias. A padded conv would see the norm's shift where it now sees zeros, so it is refused."""
-    if conv.kernel_size != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
-        raise ValueError(f'cannot fold a BatchNorm exactly into {conv}')
-    with torch.no_grad():
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        shift = norm.bias - norm.running_mean * scale
-        conv.bias.add_(conv.weight.flatten(1) @ shift)
-        conv.weight.mul_(scale.view(1, -1, 1, 1))
+from .dsnet_weights import load_pretrained_strictly
 
 
 class LocalStream(nn.Module):
@@ -380,31 +288,6 @@ class DSStage(nn.Module):
         return self.blocks(self.patch_embed(x))
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_bool(value) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_int_sequence(value) -> bool:
-    return (isinstance(value, Sequence) and not isinstance(value, str)
-            and all(_is_int(item) for item in value))
-
-
-def _require(name: str, value, valid: bool, expected: str) -> None:
-    """Raise a TypeError naming the argument, the type it needs and what it got, instead of
-    letting a wrong type fail deep inside the constructor."""
-    if not valid:
-        raise TypeError(f'DSNet {name} must be {expected}, got {value!r} '
-                        f'({type(value).__name__})')
-
-
 #: The releases' initialisation, DSNet's default ``init_cfg``: truncated normal (std 0.02) for
 #: Linear weights with zero biases, LayerNorm weight 1 and bias 0; convolutions and BatchNorm keep
 #: PyTorch's defaults.
@@ -413,90 +296,52 @@ RELEASE_INIT_CFG = [
     dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
 ]
 
-#: The type test and its description for each scalar argument of :class:`DSNet`.
-ARGUMENT_TYPES = {
-    'in_channels': (_is_int, 'an int'),
-    'frozen_stages': (_is_int, 'an int'),
-    'norm_eval': (_is_bool, 'a bool'),
-    'with_cp': (_is_bool, 'a bool'),
-    'drop_path_rate': (_is_number, 'a float'),
-    'drop_path_schedule': (lambda value: isinstance(value, str), 'a str'),
-    'attn_drop_rate': (_is_number, 'a float'),
-    'channels_last': (_is_bool, 'a bool'),
-    'fused_attention': (_is_bool, 'a bool'),
-    'out_norm_cfg': (lambda value: value is None or isinstance(value, dict), 'a dict or None'),
-}
-
 
 @register_model
 class DSNet(BaseBackbone):
     """DSNet backbone, `Dual-stream Network for Visual Recognition
     <https://arxiv.org/abs/2105.14734>`_.
 
-    Four stages at strides 4, 8, 16, 32 with 64, 128, 320, 512 channels. The stage-4 output
-    carries the network's final BatchNorm, as in the releases, so that global average pooling
-    and a linear head on it give the releases' logits. Inputs of any size with both sides at
-    least 32 are accepted; the stage maps are floor-divided. A training batch of one image needs
-    a side of at least 64, so that the BatchNorms of the last stage see more than one value per
-    channel; otherwise a ``ValueError`` names the batch and the fixes. An argument of the wrong
-    type raises a ``TypeError`` naming it and the type it needs.
+    Four stages at strides 4, 8, 16, 32 with 64, 128, 320, 512 channels; the stage-4 output
+    carries the network's final BatchNorm, as in the releases, so that global average pooling and
+    a linear head on it give the releases' logits. Any input with both sides >= 32 is accepted
+    (stage maps are floor-divided). Wrong argument types and inputs raise errors that name them;
+    docs/backbone.md explains every argument at length.
 
     Args:
-        arch (str | dict): ``'tiny'``, ``'small'`` or ``'base'`` (or ``'t'``, ``'s'``, ``'b'``;
-            any capitalisation, as MMPretrain's backbones accept), or a dict with keys
-            ``embed_dims``, ``depths``, ``num_heads`` (one int per stage) and optionally
-            ``mlp_ratio`` (a number, default 4) and ``global_downsample_ratios`` (one int per
-            stage; default from :meth:`default_global_downsample_ratios`, (8, 4, 2, 2) for four
-            stages). Each embed dim must be divisible by ``2 * num_heads``. Defaults to
-            ``'tiny'``.
+        arch (str | dict): ``'tiny'``, ``'small'``, ``'base'`` (or ``'t'``, ``'s'``, ``'b'``, any
+            capitalisation), or a dict with ``embed_dims``, ``depths``, ``num_heads`` (one int
+            per stage) and optionally ``mlp_ratio`` (default 4) and ``global_downsample_ratios``
+            (default :meth:`default_global_downsample_ratios`). Each embed dim must be divisible
+            by ``2 * num_heads``. Defaults to ``'tiny'``.
         in_channels (int): Input image channels. Defaults to 3.
         out_indices (int | Sequence[int]): Stages whose outputs are returned. Defaults to (3,).
         frozen_stages (int): Stages ``0..frozen_stages`` (with their output norms, and the final
-            norm if stage 3 is frozen) are kept in eval mode with ``requires_grad=False``.
-            -1 freezes nothing. Defaults to -1. This is MMPretrain's 0-based count. MMDetection's
-            ResNet and Swin count from 1, with 0 for their stem alone: their
-            ``frozen_stages=k`` (k >= 1) is ``k - 1`` here, and -1 is -1 in both. DSNet's stem
-            (the 4 x 4 patch embedding) belongs to stage 0, so mmdet's 0 (stem only) has no
-            equivalent; 0 here freezes the stem with stage 0.
+            norm with stage 3) stay in eval mode with ``requires_grad=False``; -1 freezes
+            nothing. MMPretrain's 0-based count: MMDetection's ResNet/Swin ``k`` is ``k - 1``
+            here. Defaults to -1.
         norm_eval (bool): Keep every BatchNorm in eval mode during training. Defaults to False.
-        with_cp (bool): Gradient checkpointing per block; same numbers, less memory.
-            Defaults to False.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
         drop_path_rate (float): Maximum stochastic depth rate. Defaults to 0.1.
-        drop_path_schedule (str): ``'per_stage'`` (default): block j of every stage gets
-            ``linspace(0, drop_path_rate, sum(depths))[j]``, i.e. the ramp restarts in each
-            stage. This is what both releases do and what their ImageNet numbers were trained
-            with, so it is the default. ``'linear'``: the usual ramp across the whole depth.
-        attn_drop_rate (float): Dropout on the attention weights of the self- and
-            co-attention. Both releases hard-code 0.1 (whatever their ``attn_drop_rate`` says);
-            the default keeps that for ImageNet training. The detection configs fine-tune with
-            0, as MMDetection does for Swin and PVT. Defaults to 0.1.
-        channels_last (bool): Run the stages, and store the convolution weights, channels-last,
-            because it is faster on CPU and spares DDP a gradient copy (docs/benchmarks.md); the
-            outputs keep that layout, with the same values. Defaults to True.
-        fused_attention (bool): Compute attention without materialising the attention weights,
-            to save memory and time (:mod:`mmdsnet.models.layers.attention_kernels`). False
-            computes ``softmax(q k^T * scale) v`` explicitly, for checking, FLOP counting and
-            export. Defaults to True.
-        max_global_tokens (int, optional): Opt-in cap on the tokens of every block's global
-            map. By default the map is ``(H // r, W // r)``, so the co-attention, which pairs
-            every local token with every global one, grows with the square of the image area
-            (1,050 global tokens at 800 x 1344, 2,048 at 1024 x 2048). A cap shrinks larger maps
-            to at most this many tokens, keeping the aspect ratio, so the cost grows linearly.
-            It loads the same weights and is the published function wherever no map exceeds the
-            cap (e.g. 49 tokens at 224); where it applies, it is a different function from the
-            one the weights were trained with. Defaults to None (no cap).
-        out_norm_cfg (dict, optional): An extra norm layer built with
-            :func:`mmcv.cnn.build_norm_layer` on each returned stage output, as dense-prediction
-            backbones such as Swin and PVT add, e.g. ``dict(type='BN')`` or
-            ``dict(type='mmpretrain.LN2d')`` (a LayerNorm over channels; plain ``'LN2d'``
-            resolves only under the mmpretrain default scope). Defaults to None (none).
-        init_cfg (dict | list[dict], optional): MMEngine init config. Defaults to
-            :data:`RELEASE_INIT_CFG`, the releases' initialisation; None, which a config writes
-            to drop its base config's ``Pretrained``, means the same.
-            ``dict(type='Pretrained', checkpoint=PATH)`` loads a checkpoint strictly (an error
-            lists what does not fit): a classifier checkpoint with ``prefix='backbone.'``, or a
-            release file (the authors' ``.pth``, PaddleClas' ``.pdparams``) as it is, with or
-            without that prefix.
+        drop_path_schedule (str): ``'per_stage'``, the releases' ramp that restarts in each
+            stage, or ``'linear'`` across the whole depth. Defaults to ``'per_stage'``.
+        attn_drop_rate (float): Dropout on the attention weights; the releases hard-code 0.1,
+            the detection configs fine-tune with 0. Defaults to 0.1.
+        channels_last (bool): Run the stages and store the conv weights channels-last (faster
+            on CPU, no DDP gradient copy); same values. Defaults to True.
+        fused_attention (bool): ``scaled_dot_product_attention``; False computes the weights
+            explicitly, for checking, FLOP counting and export. Defaults to True.
+        max_global_tokens (int, optional): Opt-in cap on every global map's tokens, keeping its
+            aspect ratio, so that the co-attention grows linearly with the image area instead
+            of with its square; where it applies, it is not the published function. Defaults
+            to None (no cap).
+        out_norm_cfg (dict, optional): A norm layer (:func:`mmcv.cnn.build_norm_layer`) on each
+            returned output, as dense-prediction backbones add, e.g. ``dict(type='BN')`` or
+            ``dict(type='mmpretrain.LN2d')``. Defaults to None.
+        init_cfg (dict | list[dict], optional): Defaults to :data:`RELEASE_INIT_CFG` (also for
+            None). ``dict(type='Pretrained', checkpoint=PATH)`` loads strictly
+            (:func:`~mmdsnet.models.backbones.dsnet_weights.load_pretrained_strictly`): a
+            classifier checkpoint with ``prefix='backbone.'``, or a release file as it is.
 
     Example:
         >>> import torch
@@ -539,17 +384,15 @@ class DSNet(BaseBackbone):
                  out_norm_cfg: Union[Dict, None] = None,
                  init_cfg: Union[Dict, List[Dict], None] = RELEASE_INIT_CFG):
         super().__init__(init_cfg=RELEASE_INIT_CFG if init_cfg is None else init_cfg)
-        arguments = dict(in_channels=in_channels, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, with_cp=with_cp, drop_path_rate=drop_path_rate,
-                         drop_path_schedule=drop_path_schedule, attn_drop_rate=attn_drop_rate,
-                         channels_last=channels_last, fused_attention=fused_attention,
-                         out_norm_cfg=out_norm_cfg)
-        for name, value in arguments.items():
-            is_valid, expected = ARGUMENT_TYPES[name]
-            _require(name, value, is_valid(value), expected)
-        for name in ('drop_path_rate', 'attn_drop_rate'):
-            if not 0 <= arguments[name] < 1:
-                raise ValueError(f'DSNet {name} must be in [0, 1), got {arguments[name]}')
+        _check_types(Integral, 'an int', in_channels=in_channels, frozen_stages=frozen_stages)
+        _check_types(bool, 'a bool', norm_eval=norm_eval, with_cp=with_cp,
+                     channels_last=channels_last, fused_attention=fused_attention)
+        _check_types(Real, 'a float', drop_path_rate=drop_path_rate, attn_drop_rate=attn_drop_rate)
+        _check_types(str, 'a str', drop_path_schedule=drop_path_schedule)
+        _check_types((dict, type(None)), 'a dict or None', out_norm_cfg=out_norm_cfg)
+        for name, rate in (('drop_path_rate', drop_path_rate), ('attn_drop_rate', attn_drop_rate)):
+            if not 0 <= rate < 1:
+                raise ValueError(f'DSNet {name} must be in [0, 1), got {rate}')
         arch = self._parse_arch(arch)
         self.embed_dims = arch['embed_dims']
         self.depths = arch['depths']
@@ -566,7 +409,7 @@ class DSNet(BaseBackbone):
                 "MMDetection's ResNet and Swin count from 1, so their frozen_stages=k is k - 1 "
                 'here')
         self.frozen_stages = frozen_stages
-        if max_global_tokens is not None and (not _is_int(max_global_tokens)
+        if max_global_tokens is not None and (not _is_a(max_global_tokens, Integral)
                                               or max_global_tokens < 1):
             raise ValueError(f'max_global_tokens must be a positive int or None, '
                              f'got {max_global_tokens!r}')
@@ -613,6 +456,7 @@ class DSNet(BaseBackbone):
     def _parse_arch(self, arch: Union[str, Dict]) -> Dict:
         required = ('embed_dims', 'depths', 'num_heads')
         optional = ('mlp_ratio', 'global_downsample_ratios')
+        _check_types((str, dict), 'a str or a dict', arch=arch)
         if isinstance(arch, str):
             name = self.arch_aliases.get(arch.lower(), arch.lower())
             if name not in self.arch_zoo:
@@ -620,54 +464,46 @@ class DSNet(BaseBackbone):
                                  f'{sorted(self.arch_zoo)} (or {sorted(self.arch_aliases)}, in '
                                  f'any capitalisation), or pass a dict with keys {required}')
             arch = self.arch_zoo[name]
-        elif not isinstance(arch, dict):
-            raise TypeError(f'DSNet arch must be a str or a dict, got {arch!r} '
-                            f'({type(arch).__name__})')
         missing = [key for key in required if key not in arch]
         unknown = sorted(set(arch) - set(required) - set(optional))
         if missing or unknown:
             raise ValueError(f'DSNet arch dict: missing keys {missing}, unknown keys {unknown}; '
                              f'required: {required}, optional: {optional}')
-        per_stage = [key for key in (*required, 'global_downsample_ratios') if key in arch]
-        for key in per_stage:
-            _require(f'arch[{key!r}]', arch[key], _is_int_sequence(arch[key]),
-                     'a sequence of ints, one per stage')
-            if not all(value > 0 for value in arch[key]):
-                raise ValueError(f'DSNet arch[{key!r}] entries must be positive, got {arch[key]}')
-        if 'mlp_ratio' in arch:
-            _require("arch['mlp_ratio']", arch['mlp_ratio'], _is_number(arch['mlp_ratio']),
-                     'a number (one for all stages)')
-        lengths = {key: len(arch[key]) for key in per_stage}
-        if len(set(lengths.values())) != 1:
-            raise ValueError(f'DSNet arch entries need one value per stage, got lengths {lengths}')
-        if not arch['depths']:
-            raise ValueError('DSNet arch needs at least one stage, got empty lists')
-        arch = {
-            'mlp_ratio': self.default_mlp_ratio,
-            'global_downsample_ratios': self.default_global_downsample_ratios(
-                len(arch['depths'])),
-            **arch
-        }
+        per_stage = {key: arch[key] for key in (*required, 'global_downsample_ratios')
+                     if key in arch}
+        _check_types([Integral], 'a sequence of ints, one per stage',
+                     **{f'arch[{key!r}]': values for key, values in per_stage.items()})
+        _check_types(Real, 'a number (one for all stages)',
+                     **{"arch['mlp_ratio']": arch.get('mlp_ratio', self.default_mlp_ratio)})
+        for key, values in per_stage.items():
+            if not all(value > 0 for value in values):
+                raise ValueError(f'DSNet arch[{key!r}] entries must be positive, got {values}')
+        lengths = {key: len(values) for key, values in per_stage.items()}
+        if len(set(lengths.values())) != 1 or not arch['depths']:
+            raise ValueError('DSNet arch entries need one value per stage, for at least one '
+                             f'stage; got lengths {lengths}')
         for i, (dims, heads) in enumerate(zip(arch['embed_dims'], arch['num_heads'])):
             if dims % (2 * heads) != 0:
                 raise ValueError(
                     f'stage {i}: embed dim {dims} is not divisible by 2 * num_heads = '
                     f'{2 * heads}; the local and global halves must split into {heads} heads of '
                     'the same size')
-        return arch
+        return {
+            'mlp_ratio': self.default_mlp_ratio,
+            'global_downsample_ratios': self.default_global_downsample_ratios(
+                len(arch['depths'])),
+            **arch
+        }
 
     def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if _is_int(out_indices):
+        if _is_a(out_indices, Integral):
             out_indices = [out_indices]
-        _require('out_indices', out_indices, _is_int_sequence(out_indices),
-                 'an int or a sequence of ints')
-        parsed = []
-        for index in out_indices:
-            if not -self.num_stages <= index < self.num_stages:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{self.num_stages} stages')
-            parsed.append(index % self.num_stages)
-        return tuple(sorted(set(parsed)))
+        _check_types([Integral], 'an int or a sequence of ints', out_indices=out_indices)
+        out_of_range = [i for i in out_indices if not -self.num_stages <= i < self.num_stages]
+        if out_of_range:
+            raise ValueError(f'out_indices entries {out_of_range} are out of range for '
+                             f'{self.num_stages} stages')
+        return tuple(sorted({index % self.num_stages for index in out_indices}))
 
     def _drop_path_rates(self, drop_path_rate: float, schedule: str) -> List[List[float]]:
         """Per stage, the stochastic depth rate of each block."""
@@ -780,3 +616,23 @@ class DSNet(BaseBackbone):
                 if isinstance(module, _BatchNorm):
                     module.eval()
         return self
+
+
+def _is_a(value, types) -> bool:
+    """``isinstance(value, types)``, except that a bool is of no type but bool (isinstance counts
+    it as an int, and a flag where a number goes is a mistake); ``[types]`` means a sequence of
+    them (not a str)."""
+    if isinstance(types, list):
+        return (isinstance(value, Sequence) and not isinstance(value, str)
+                and all(_is_a(item, types[0]) for item in value))
+    return isinstance(value, types) and (types is bool or not isinstance(value, bool))
+
+
+def _check_types(types, expected: str, **arguments) -> None:
+    """Raise a TypeError naming the first of the DSNet ``arguments`` that is not of ``types``
+    (as :func:`_is_a` reads it), the type it needs and what it got, instead of letting a wrong
+    type fail deep inside the constructor."""
+    for name, value in arguments.items():
+        if not _is_a(value, types):
+            raise TypeError(f'DSNet {name} must be {expected}, got {value!r} '
+                            f'({type(value).__name__})')

@@ -3,13 +3,12 @@ import re
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.models import DSNet
-from mmdsnet.models.backbones.dsnet import resize_bilinear
+from mmdsnet.models.layers import fold_norm_into_conv
 
 
 def build_classifier(arch, **backbone_kwargs):
@@ -92,40 +91,6 @@ def test_stage4_output_carries_final_norm():
     assert not torch.allclose(out, before_norm)
 
 
-@pytest.mark.parametrize('shape, size', [
-    ((2, 3, 64, 64), (8, 8)),
-    ((1, 5, 56, 48), (7, 12)),
-    ((2, 4, 28, 30), (14, 15)),
-    ((1, 2, 8, 8), (1, 1)),
-    ((1, 8, 200, 304), (25, 38)),
-    ((1, 3, 34, 27), (4, 3)),  # not integer factors: falls back to F.interpolate
-    ((1, 3, 10, 12), (20, 24)),  # upsampling
-])
-def test_resize_bilinear_equals_interpolate(shape, size):
-    # A channel slice, as in the block: a non-contiguous input.
-    x = torch.randn(shape[0], 2 * shape[1], *shape[2:])[:, shape[1]:]
-    expected = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-    torch.testing.assert_close(resize_bilinear(x, size), expected, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize('shape, size', [
-    ((2, 4, 8, 8), (1, 1)),
-    ((2, 4, 7, 6), (1, 1)),  # odd: the middle entry; even: the mean of the middle two
-    ((2, 4, 6, 10), (1, 5)),
-    ((2, 4, 16, 20), (2, 5)),
-    ((2, 4, 2, 3), (8, 12)),
-])
-def test_compiled_resize_to_a_side_of_one_samples_the_middle(shape, size):
-    """torch 2.1's compiled bilinear kernel takes a side resized to 1 from its first entry:
-    without the workaround a DSNet whose global map has a side of 1 (any image under 64 pixels
-    a side, e.g. the digits quickstart) computes another function when compiled."""
-    torch._dynamo.reset()
-    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
-    compiled = torch.compile(resize_bilinear, backend='aot_eager')
-    expected = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-    torch.testing.assert_close(compiled(x, size), expected, rtol=1e-6, atol=1e-6)
-
-
 def test_fused_attention_matches_explicit():
     fused = randomize_norm_stats(DSNet('tiny', out_indices=(0, 1, 2, 3))).eval()
     explicit = DSNet('tiny', out_indices=(0, 1, 2, 3), fused_attention=False).eval()
@@ -169,8 +134,6 @@ def test_switch_to_deploy_folds_norms_same_outputs():
 
 
 def test_switch_to_deploy_needs_eval_mode_and_unpadded_1x1_convs():
-    from mmdsnet.models.backbones.dsnet import fold_norm_into_conv
-
     with pytest.raises(RuntimeError, match='eval mode'):
         DSNet('tiny').train().switch_to_deploy()
     with pytest.raises(ValueError, match='cannot fold'):

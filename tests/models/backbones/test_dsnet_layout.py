@@ -94,11 +94,9 @@ def test_channels_last_attention_reads_local_tokens_without_copy(monkeypatch):
 def test_compiles_to_one_graph(training):
     # fullgraph=True fails on any graph break, including the host syncs of .item()/.tolist();
     # dynamic shapes as detection feeds them (the resize fast path is chosen from the shape).
-    # Attention dropout is off: on CPU, eager mode draws its masks in ChunkedAttention and a
-    # compiled graph in SDPA, so the same seed gives different masks. Drop path still draws.
+    # In training, drop path and attention dropout draw the same masks from the same seed.
     torch._dynamo.reset()
-    model = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=training,
-                  attn_drop_rate=0.).train(training)
+    model = DSNet('tiny', out_indices=(0, 1, 2, 3), with_cp=training).train(training)
     compiled = torch.compile(model, fullgraph=True, backend='eager', dynamic=True)
     for shape in [(2, 3, 64, 96), (1, 3, 96, 72)]:
         x = torch.rand(shape, requires_grad=training)
@@ -112,7 +110,7 @@ def test_compiles_to_one_graph(training):
 
 #: The view and layout operators of one DSNet-tiny training step below, as measured (the same
 #: with torch 2.1 and 2.14). Every operator costs a host dispatch, which bounds a GPU training
-#: step of small kernels (tools/analysis/op_count.py); these compute nothing. Linear layers get
+#: step of small kernels (tools/benchmarks/op_count.py); these compute nothing. Linear layers get
 #: 2-d token matrices, on which they dispatch no reshapes (3-d tokens cost 144 more here).
 RESHAPE_BUDGET = {'view': 243, 'transpose': 54, 'permute': 126, '_unsafe_view': 27, 'clone': 28}
 
