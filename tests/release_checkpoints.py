@@ -1,16 +1,13 @@
 """Weight files in the public releases' formats, written from tiny-arch random weights.
 
 Shared by the converter tests and the tests that load release files as they are. The weights
-and the oracle that computes the releases' logits come from ``tools/analysis/dsnet_releases.py``,
-which shares no code with ``mmdsnet``.
+and the oracle that computes the releases' logits come from ``tests/dsnet_releases.py``, which
+shares no code with ``mmdsnet``.
 """
 import argparse
 import pickle
 
 import torch
-from tool_scripts import load_tool
-
-releases = load_tool('dsnet_releases', folder='analysis')
 
 
 def to_pdparams_arrays(state_dict):

@@ -3,11 +3,12 @@ README's model-zoo tables, which must show what the metafiles say."""
 import re
 from pathlib import Path
 
+import dsnet_releases as releases
 import pytest
 import torch
 import yaml
 from mmengine.config import Config
-from release_checkpoints import releases, write_pdparams
+from release_checkpoints import write_pdparams
 
 import mmdsnet  # noqa: F401  registers the models by name
 from mmdsnet import model_index

@@ -11,10 +11,9 @@ TOOLS = REPO_ROOT / 'tools'
 
 
 def load_tool(name, folder=''):
-    """``tools/<folder>/<name>.py`` as a module, with its folder on ``sys.path`` as when it runs
-    (the scripts import their siblings)."""
-    if str(TOOLS / folder) not in sys.path:
-        sys.path.insert(0, str(TOOLS / folder))
+    """``tools/<folder>/<name>.py`` as a module. Scripts that import a sibling (``import
+    benchmark``) find it through the ``pythonpath`` of setup.cfg's pytest section, as they find
+    it in their own folder when they run."""
     spec = importlib.util.spec_from_file_location(name, TOOLS / folder / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

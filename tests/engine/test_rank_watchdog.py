@@ -82,19 +82,41 @@ def two_watchdogs(monkeypatch, free_port):
     del store
 
 
+def posted_verdict(watchdog):
+    """What was posted in the store as the lost rank and why, or None."""
+    key = watchdog._key('lost')
+    return watchdog._store.get(key).decode() if watchdog._store.check([key]) else None
+
+
 @needs_store_check
 def test_a_silent_rank_is_lost(two_watchdogs):
+    """Rank 0 never beats: after ``timeout`` seconds rank 1 posts it as lost, for every rank to
+    stop, and stops."""
+    rank1 = two_watchdogs[1]
+    start = time.monotonic()
     with pytest.raises(SystemExit, match=r'rank 0 of 2 \(.*, pid \d+\) sent no heartbeat for '):
-        two_watchdogs[1]._watch()
+        rank1._watch()
+    assert time.monotonic() - start >= rank1.timeout
+    assert posted_verdict(rank1).startswith('0 sent no heartbeat for ')
 
 
 @needs_store_check
 def test_a_rank_that_signed_off_is_not_lost(two_watchdogs):
+    """Rank 0 beats, then signs off and goes silent; rank 1 watches it for three timeouts and
+    neither stops nor posts a verdict."""
     rank0, rank1 = two_watchdogs
     rank0.start()
+    beats, deadline = rank1._key('beat', 0), time.monotonic() + 10
+    while rank1._store.add(beats, 0) == 0 and time.monotonic() < deadline:  # its first beat
+        time.sleep(rank0.interval)
     rank0.stop()
+    assert rank1._store.add(beats, 0) > 0 and rank1._store.check([rank1._key('signed_off', 0)])
+    start = time.monotonic()
     threading.Timer(3 * rank1.timeout, rank1._stopping.set).start()
-    rank1._watch()  # returns when stopped, without a verdict
+    rank1._watch()  # a verdict would raise SystemExit
+    # It watched until told to stop, long past the timeout, rather than returning early.
+    assert time.monotonic() - start >= 3 * rank1.timeout
+    assert posted_verdict(rank1) is None
 
 
 @needs_store_check
@@ -104,12 +126,15 @@ def test_another_error_stops_the_other_ranks_at_once_naming_it(two_watchdogs):
     rank0, rank1 = two_watchdogs
     rank0.start()
     rank0.after_error(OSError(errno.ENOSPC, 'No space left on device'))
+    start = time.monotonic()
     with pytest.raises(SystemExit, match=r'rank 0 of 2 \(.*, pid \d+\) stopped with OSError: '
                                          r'\[Errno 28\] No space left on device'):
         rank1._watch()
+    # At once: at its first heartbeat, well before a silent rank would count as lost.
+    assert time.monotonic() - start < rank1.timeout
 
 
-@needs_store_check
-def test_interval_must_be_shorter_than_timeout(two_watchdogs):
+@pytest.mark.parametrize('interval', [5, 6])
+def test_interval_must_be_shorter_than_timeout(interval):
     with pytest.raises(ValueError, match='0 < interval < timeout'):
-        RankWatchdog(0, 2, interval=5, timeout=5)
+        RankWatchdog(0, 2, interval=interval, timeout=5)

@@ -1,6 +1,6 @@
 """Time one DSNet with its convolution weights stored NCHW and channels-last, alternately.
 
-    python tools/analysis/conv_weight_layout.py [--arch small] [--batch 8] [--rounds 16]
+    python tools/benchmarks/conv_weight_layout.py [--arch small] [--batch 8] [--rounds 16]
 
 Run-to-run noise on a shared CPU is larger than the effect of the weights' layout, so both
 layouts are timed in one process, on one model, in alternating order; the stages run on

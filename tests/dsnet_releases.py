@@ -14,11 +14,8 @@ description, with the releases' parameter names, so that a release state dict lo
 - stochastic depth restarts its ramp in every stage (block j of each stage gets
   ``linspace(0, drop_path_rate, sum(depths))[j]``).
 
-It is trainable, so it serves two purposes:
-
-- the oracle of ``tests/tools/test_model_converters.py`` (converted weights must give its logits);
-- the ``dsnet_<arch>_releases`` baseline of ``tools/analysis/benchmark.py``, timed beside
-  ``mmdsnet``'s DSNet in the same run (inference and a training step).
+It is the oracle of the tests that read the releases' weight files (through
+``tests/release_checkpoints.py``): converted weights must give its logits.
 """
 from typing import Dict, Sequence, Tuple, Union
 

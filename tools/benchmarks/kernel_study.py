@@ -1,6 +1,6 @@
 """Time DSNet under alternative kernel choices, each switched on and off in one process.
 
-    python tools/analysis/kernel_study.py --device cuda --dtype bf16 --out study.json \
+    python tools/benchmarks/kernel_study.py --device cuda --dtype bf16 --out study.json \
         [--steps dense training inference] [--rounds 5] [--profile]
 
 Every variant computes the same function as the committed code; only the kernels differ:
@@ -24,7 +24,7 @@ Steps: ``dense`` is the Mask R-CNN config's DSNet forward + backward at ``--dens
 ``--dense-size``, beside mmdet's Swin-T backbone; ``training`` and ``inference`` are the
 classifier at 224 (batch 128 with AdamW, and batch 256; ``inference_deploy`` after
 ``switch_to_deploy()``); ``detector`` is the Mask R-CNN
-training step of ``tools/analysis/benchmark.py`` (fp16 AMP), beside mmdet's Swin-T. Variants
+training step of ``tools/benchmarks/benchmark.py`` (fp16 AMP), beside mmdet's Swin-T. Variants
 rotate for ``--rounds`` rounds; each round warms a variant up once before timing it. Prints
 median milliseconds and peak memory per step and variant (and the ratio to Swin-T where it ran)
 and writes JSON. ``--profile`` prints the top CUDA kernels and operators of the committed dense
@@ -34,19 +34,16 @@ import argparse
 import contextlib
 import copy
 import json
-import os
 import statistics
 import sys
 
+import benchmark  # the sibling script (this script's folder is on sys.path): builders, timer
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import mmdsnet  # noqa: F401  (registers DSNet, applies the compat fixes)
 from mmdsnet.models.backbones import dsnet as dsnet_module
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchmark  # noqa: E402  (the sibling script: its model builders and timer)
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 STEPS = ('dense', 'training', 'inference', 'inference_deploy', 'detector')

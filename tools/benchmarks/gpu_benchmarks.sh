@@ -2,18 +2,18 @@
 # The GPU figures of docs/benchmarks.md, measured in one call on a machine without network access
 # whose python3 already has torch (CUDA), timm and nvcc: the lent H100/H200.
 #
-#   bash tools/analysis/gpu_benchmarks.sh OUT_DIR [STEP...]
+#   bash tools/benchmarks/gpu_benchmarks.sh OUT_DIR [STEP...]
 #
 # STEPs (default: all, in this order): classification dense resize profile compile study
 # compile_train compile_dense tests detector compile_detector study_detector. study and
-# study_detector time the kernel choices of tools/analysis/kernel_study.py. The compile_* steps
+# study_detector time the kernel choices of tools/benchmarks/kernel_study.py. The compile_* steps
 # measure every model eager and compiled in one run (benchmark.py --compile): compile_train the
 # classification training step (DSNet-T/S/B, Swin-T), compile_dense the dense forward + backward
 # at 2 x 800 x 1344, compile_detector the Mask R-CNN step with the backbone and neck compiled as
 # the configs' compile switch does; their compiles share one inductor cache
 # ($INDUCTOR_CACHE, default /tmp/mmdsnet_inductor), so a second call on a warm machine skips
 # most of the compiling. For a short device budget, the issue-19 figures alone:
-#   bash tools/analysis/gpu_benchmarks.sh OUT compile_train compile_dense compile_detector
+#   bash tools/benchmarks/gpu_benchmarks.sh OUT compile_train compile_dense compile_detector
 # Without detector, compile_detector or study_detector, mmcv's CUDA ops are not built.
 #
 # Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
@@ -44,13 +44,13 @@ cd "$ROOT"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 
-# run_script SCRIPT NAME SECONDS MMCV_DIR ARGS...: tools/analysis/SCRIPT on the benchmark cores,
+# run_script SCRIPT NAME SECONDS MMCV_DIR ARGS...: tools/benchmarks/SCRIPT on the benchmark cores,
 # JSON to OUT_DIR/NAME.json
 run_script() {
   local script="$1" name="$2" limit="$3" mmcv_dir="$4"; shift 4
   log "start $name"
   PYTHONPATH="$mmcv_dir:$SITE:$ROOT" PYTHONUNBUFFERED=1 timeout "$limit" \
-    taskset -c "$BENCH_CORES" "$PY" "tools/analysis/$script" --device cuda \
+    taskset -c "$BENCH_CORES" "$PY" "tools/benchmarks/$script" --device cuda \
     --out "$OUT_DIR/$name.json" "$@"
   log "end $name (exit $?)"
 }
@@ -100,11 +100,10 @@ EOF_STUB
 
 wanted classification && run classification 200 "$NO_OPS" --what classification --dtype bf16 \
   --batch 256 --train-batch 128 --models ${CLASSIFICATION_MODELS:-dsnet_tiny dsnet_small \
-  dsnet_base dsnet_small_releases resnet50 swin_tiny_patch4_window7_224 pvt_v2_b2 convnext_tiny \
-  deit_small_patch16_224}
+  dsnet_base resnet50 swin_tiny_patch4_window7_224 pvt_v2_b2 convnext_tiny deit_small_patch16_224}
 if wanted dense; then
   run dense_bf16 120 "$NO_OPS" --what dense --dtype bf16 --dense-batch 2 \
-    --dense-models dsnet_tiny dsnet_small dsnet_small_releases resnet50 swin_tiny pvt_v2_b2
+    --dense-models dsnet_tiny dsnet_small resnet50 swin_tiny pvt_v2_b2
   run dense_fp32 90 "$NO_OPS" --what dense --dtype fp32 --dense-batch 2
 fi
 wanted resize && run_script resize_probe.py resize 30 "$NO_OPS" --dtype bf16 --batch 256

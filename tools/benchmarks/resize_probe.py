@@ -1,6 +1,6 @@
 """Time the global stream's bilinear resizes in each DSNet-S stage: the block's and the releases'.
 
-    python tools/analysis/resize_probe.py [--device cpu] [--dtype fp32] [--batch 256] \
+    python tools/benchmarks/resize_probe.py [--device cpu] [--dtype fp32] [--batch 256] \
         [--size 224] [--warmup 3] [--repeats 10] [--out resize.json]
 
 Per stage, the downsampling of the global channels (a channel slice of the stage map) to the
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from benchmark import DTYPES, Timer, print_table, write_report  # beside this script
 
 from mmdsnet.models import DSNet
-from mmdsnet.models.backbones.dsnet import map_to_tokens, resize_bilinear, tokens_to_map
+from mmdsnet.models.layers import map_to_tokens, resize_bilinear, tokens_to_map
 
 
 def parse_args(argv=None):

@@ -1,28 +1,24 @@
 """Count the ATen operators that one dense forward + backward dispatches, per backbone.
 
-    python tools/analysis/op_count.py [--models dsnet_small swin_tiny resnet50] [--size 256 256]
+    python tools/benchmarks/op_count.py [--models dsnet_small swin_tiny resnet50] [--size 256 256]
         [--dtype bf16] [--out counts.json]
 
 On a GPU a step whose kernels are small waits for the host, which pays a roughly fixed cost for
 every operator it dispatches (docs/benchmarks.md, run 3). The count does not depend on the
 machine or the input size, so it is measured here on the CPU: the backbones of
-``tools/analysis/benchmark.py``'s dense mode, one image, under autocast like the GPU runs (CPU
+``tools/benchmarks/benchmark.py``'s dense mode, one image, under autocast like the GPU runs (CPU
 autocast casts the same convolutions and matrix products). View and metadata operators are
 counted too: each costs a dispatch, though no kernel. Prints the totals and the most frequent
 operators, and writes JSON.
 """
 import argparse
 import json
-import os
-import sys
 from contextlib import nullcontext
 
+import benchmark  # the sibling script (this script's folder is on sys.path): backbone builders
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import benchmark  # noqa: E402  (the sibling script's backbone builders)
-
-from mmdsnet.analysis import OperatorCounter  # noqa: E402
+from mmdsnet.analysis import OperatorCounter
 
 
 def count_step(name, size, dtype):

@@ -3,13 +3,9 @@
 Measurements (``--what``, any of them in one run):
 
 - ``classification``: inference (forward, no grad) and a training step (forward, backward,
-  AdamW step) of the 1000-class classifier at ``--size``, for DSNet tiny/small/base, the
-  releases' own computational form of each (``dsnet_<arch>_releases``: NCHW maps,
-  ``F.interpolate`` resizes, explicit softmax attention with ``nn.Dropout`` on its weights; see
-  ``tools/analysis/dsnet_releases.py``) and, when timm is installed, resnet50,
-  swin_tiny_patch4_window7_224, pvt_v2_b2, convnext_tiny and deit_small_patch16_224. DSNet rows
-  get the speed-up over their releases row of the same run (``infer_vs_releases``,
-  ``train_vs_releases``: img/s ratios), because img/s from different machines do not compare.
+  AdamW step) of the 1000-class classifier at ``--size``, for DSNet tiny/small/base and, when
+  timm is installed, resnet50, swin_tiny_patch4_window7_224, pvt_v2_b2, convnext_tiny and
+  deit_small_patch16_224.
 - ``dense``: backbone forward + backward (loss: the sum of the means of the four stage outputs)
   at ``--dense-batch`` x 3 x ``--dense-size`` (default 800 x 1344) for ``--dense-models``:
   DSNet as ``dict(type='DSNet', arch=..., out_indices=(0, 1, 2, 3), **--dsnet-options)`` (the
@@ -41,7 +37,7 @@ With ``--compile`` every classification, dense and detector model is measured ea
 in the same run; each compiled row has the time of its first (compiling) call and the speed-up
 over its eager row (``*_speedup``: eager time / compiled time).
 
-The global stream's resizes are timed by ``tools/analysis/resize_probe.py``, which uses this
+The global stream's resizes are timed by ``tools/benchmarks/resize_probe.py``, which uses this
 script's timer.
 
 Each time is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
@@ -53,22 +49,21 @@ before the first step (interpreter, imports, model, data), so ``peak_gb - mem_be
 steps' own share. ``time_vs_swin`` and ``mem_vs_swin`` are the ratios to the Swin-T row of the
 same run. Prints a table and writes JSON with the machine and the settings (``--out``)::
 
-    python tools/analysis/benchmark.py --device cuda --dtype bf16 --batch 256 \
+    python tools/benchmarks/benchmark.py --device cuda --dtype bf16 --batch 256 \
         --train-batch 128 --channels-last --out work_dirs/benchmark.json
-    python tools/analysis/benchmark.py --device cpu --what classification \
-        --models dsnet_small dsnet_small_releases --batch 8 --train-batch 8
-    python tools/analysis/benchmark.py --device cpu --what dense --dense-batch 1 --warmup 1 \
+    python tools/benchmarks/benchmark.py --device cpu --what classification \
+        --models dsnet_small swin_tiny_patch4_window7_224 --batch 8 --train-batch 8
+    python tools/benchmarks/benchmark.py --device cpu --what dense --dense-batch 1 --warmup 1 \
         --repeats 3 --out work_dirs/dense_cpu.json
-    python tools/analysis/benchmark.py --device cpu --what detector --det-batch 1 --warmup 1 \
+    python tools/benchmarks/benchmark.py --device cpu --what detector --det-batch 1 --warmup 1 \
         --repeats 3 --out work_dirs/detector_cpu.json
-    python tools/analysis/benchmark.py --device cpu --what flops --out work_dirs/flops.json
-    python tools/analysis/benchmark.py --device cpu --what classification dense --compile \
+    python tools/benchmarks/benchmark.py --device cpu --what flops --out work_dirs/flops.json
+    python tools/benchmarks/benchmark.py --device cpu --what classification dense --compile \
         --models dsnet_small --batch 8 --train-batch 8 --dense-models dsnet_small swin_tiny
 """
 import argparse
 import copy
 import gc
-import importlib.util
 import json
 import math
 import os
@@ -83,8 +78,10 @@ from contextlib import nullcontext
 import torch
 import torch.nn as nn
 from mmengine.config import DictAction
+from mmengine.hub import get_config
 
 import mmdsnet  # noqa: F401  (registers DSNet, applies the compat fixes)
+from mmdsnet.launch import load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DSNET_ARCHS = ('tiny', 'small', 'base')
@@ -108,7 +105,6 @@ FLOPS_SIZES = ('224x224', '512x512', '800x1344', '1024x2048')
 # The row every other row of a mode is compared with, and the time column of the mode.
 REFERENCE = {'dense': 'swin_tiny', 'detector': 'mask_rcnn_swin_tiny'}
 TIME_KEY = {'dense': 'fwd_bwd_ms', 'detector': 'step_ms'}
-RELEASES_SUFFIX = '_releases'
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -118,9 +114,8 @@ def parse_args(argv=None):
                         choices=['classification', 'dense', 'detector', 'flops',
                                  'compile_cache'])
     parser.add_argument('--models', nargs='+', default=None,
-                        help='classification models (default: DSNet archs, their releases form '
-                        'and the installed timm peers); dsnet_<arch>, dsnet_<arch>_releases or '
-                        'a timm model name')
+                        help='classification models (default: DSNet archs and the installed '
+                        'timm peers); dsnet_<arch> or a timm model name')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--dtype', default='fp32', choices=DTYPES,
                         help='autocast dtype of the classification and dense modes '
@@ -129,8 +124,8 @@ def parse_args(argv=None):
     parser.add_argument('--train-batch', type=int, default=128, help='training-step batch')
     parser.add_argument('--size', type=int, default=224, help='classification image side')
     parser.add_argument('--dense-models', nargs='+', default=list(DENSE_MODELS),
-                        help='dense-mode backbones: dsnet_<arch>, dsnet_<arch>_releases or one '
-                        f'of {sorted(MMDET_BACKBONES)} (default: %(default)s)')
+                        help='dense-mode backbones: dsnet_<arch> or one of '
+                        f'{sorted(MMDET_BACKBONES)} (default: %(default)s)')
     parser.add_argument('--dense-batch', type=int, default=None,
                         help='dense-mode batch (default: 1 on CPU, 2 on CUDA)')
     parser.add_argument('--dense-size', type=int, nargs=2, default=[800, 1344],
@@ -155,8 +150,7 @@ def parse_args(argv=None):
                         'else work_dirs/flops_vs_size.png)')
     parser.add_argument('--dsnet-options', nargs='+', action=DictAction, default={},
                         metavar='KEY=VALUE',
-                        help='DSNet constructor arguments, e.g. channels_last=False (the '
-                        'releases baseline takes only drop_path_rate and attn_drop_rate)')
+                        help='DSNet constructor arguments, e.g. channels_last=False')
     parser.add_argument('--deploy', action='store_true',
                         help='time DSNet inference with its BatchNorms folded '
                         '(switch_to_deploy); training steps use the unfolded model')
@@ -264,34 +258,10 @@ def build_in_scope(scope, cfg):
         return MODELS.build(cfg)
 
 
-def load_config(path):
-    """An ``mmdet::`` config, or a file (relative paths from the repository root)."""
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-    if '::' in path:
-        return get_config(path)
-    if not os.path.isabs(path) and not os.path.exists(path):
-        path = os.path.join(REPO_ROOT, path)
-    return Config.fromfile(path)
-
-
-def load_releases():
-    """``tools/analysis/dsnet_releases.py``, wherever this script is run or imported from."""
-    spec = importlib.util.spec_from_file_location(
-        'dsnet_releases', os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                       'dsnet_releases.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def build_releases(name, dsnet_options):
-    """``dsnet_<arch>_releases``: the releases' network (with their per-stage drop-path ramp and
-    attention dropout 0.1, unless --dsnet-options sets drop_path_rate / attn_drop_rate)."""
-    arch = name[len('dsnet_'):-len(RELEASES_SUFFIX)]
-    options = {key: dsnet_options[key] for key in ('drop_path_rate', 'attn_drop_rate')
-               if key in dsnet_options}
-    return load_releases().ReleaseDSNet(arch, **options)
+def read_config(path):
+    """An ``mmdet::`` config (from the installed package), or a config of this repository
+    (``path`` from its root, wherever the script runs)."""
+    return get_config(path) if '::' in path else load_config(os.path.join(REPO_ROOT, path))
 
 
 def count_params_m(model):
@@ -299,10 +269,7 @@ def count_params_m(model):
 
 
 def build_classifier(name, dsnet_options):
-    """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; ``dsnet_<arch>_releases``: the
-    releases' classifier; otherwise a timm model."""
-    if name.startswith('dsnet_') and name.endswith(RELEASES_SUFFIX):
-        return build_releases(name, dsnet_options)
+    """``dsnet_<arch>``: MMPretrain's ImageClassifier with DSNet; otherwise a timm model."""
     if name.startswith('dsnet_'):
         backbone = dict(type='DSNet', arch=name[len('dsnet_'):], **dsnet_options)
         classifier = build_in_scope(
@@ -326,42 +293,26 @@ class _TensorForward(nn.Module):
         return self.model(inputs, mode='tensor')
 
 
-class _ReleaseStages(nn.Module):
-    """The releases' network as a backbone: its four stage maps (the head is dropped)."""
-
-    def __init__(self, model):
-        super().__init__()
-        model.head = nn.Identity()
-        self.model = model
-
-    def forward(self, inputs):
-        return self.model.forward_stages(inputs)
-
-
 def build_backbone(name, dsnet_options):
-    """A dense-prediction backbone returning its four stage maps: ``dsnet_<arch>``,
-    ``dsnet_<arch>_releases`` or one of :data:`MMDET_BACKBONES`. Like the mmdet peers, DSNet is
-    the backbone of its Mask R-CNN config (DSNet-S's for an arch without one), updated with
-    ``dsnet_options``."""
-    if name.startswith('dsnet_') and name.endswith(RELEASES_SUFFIX):
-        return _ReleaseStages(build_releases(name, dsnet_options))
+    """A dense-prediction backbone returning its four stage maps: ``dsnet_<arch>`` or one of
+    :data:`MMDET_BACKBONES`. Like the mmdet peers, DSNet is the backbone of its Mask R-CNN config
+    (DSNet-S's for an arch without one), updated with ``dsnet_options``."""
     if name.startswith('dsnet_'):
         config = DETECTOR_CONFIGS.get(f'mask_rcnn_{name}',
                                       DETECTOR_CONFIGS['mask_rcnn_dsnet_small'])
-        cfg = load_config(config).model.backbone
+        cfg = read_config(config).model.backbone
         cfg.update(arch=name[len('dsnet_'):], init_cfg=None, **dsnet_options)
         return build_in_scope('mmdet', cfg)
     if name in MMDET_BACKBONES:
-        cfg = load_config(MMDET_BACKBONES[name]).model.backbone
+        cfg = read_config(MMDET_BACKBONES[name]).model.backbone
         cfg.init_cfg = None
         return build_in_scope('mmdet', cfg)
-    raise ValueError(f'unknown backbone {name!r}: dsnet_<arch>, dsnet_<arch>{RELEASES_SUFFIX} '
-                     f'or one of {sorted(MMDET_BACKBONES)}')
+    raise ValueError(f'unknown backbone {name!r}: dsnet_<arch> or one of '
+                     f'{sorted(MMDET_BACKBONES)}')
 
 
 def default_models():
     models = [f'dsnet_{arch}' for arch in DSNET_ARCHS]
-    models += [f'dsnet_{arch}{RELEASES_SUFFIX}' for arch in DSNET_ARCHS]
     try:
         import timm  # noqa: F401
     except ImportError:
@@ -403,7 +354,7 @@ def bench_classification(name, args, timer, compiled):
 
     model = prepare(classifier, args, compiled).eval()
     inference_model = model
-    if args.deploy and name.startswith('dsnet_') and not name.endswith(RELEASES_SUFFIX):
+    if args.deploy and name.startswith('dsnet_'):
         deployed = copy.deepcopy(classifier)
         deployed.model.backbone.switch_to_deploy()
         inference_model = prepare(deployed, args, compiled)
@@ -446,21 +397,6 @@ def bench_classification(name, args, timer, compiled):
     row.update(train_batch=args.train_batch, train_img_s=round(args.train_batch / seconds, 1),
                train_ms=round(seconds * 1000, 2), train_peak_gb=peak_memory_gb(args.device))
     return row
-
-
-def add_releases_speedups(rows):
-    """On each ``dsnet_<arch>`` row: its img/s over the ``dsnet_<arch>_releases`` row's (both
-    eager or both compiled)."""
-    by_model = {(row['model'], row.get('compiled')): row for row in rows}
-    for row in rows:
-        releases = by_model.get((row['model'] + RELEASES_SUFFIX, row.get('compiled')))
-        if releases is None:
-            continue
-        for mode in ('infer', 'train'):
-            if f'{mode}_img_s' in row and f'{mode}_img_s' in releases:
-                row[f'{mode}_vs_releases'] = round(
-                    row[f'{mode}_img_s'] / releases[f'{mode}_img_s'], 2)
-    return rows
 
 
 def add_compile_speedups(rows, time_keys):
@@ -522,7 +458,7 @@ def setup_detector(name, args, compiled):
 
     from mmdsnet.engine.compile import compile_backbone
 
-    cfg = load_config(DETECTOR_CONFIGS[name])
+    cfg = read_config(DETECTOR_CONFIGS[name])
     cfg.model.backbone.init_cfg = None
     if cfg.model.backbone.type == 'DSNet':
         cfg.model.backbone.update(args.dsnet_options)
@@ -832,12 +768,12 @@ def main(argv=None):
     timer = Timer(args.device, args.warmup, args.repeats)
     tables = []
     if 'classification' in args.what:
-        tables.append(add_compile_speedups(add_releases_speedups([
+        tables.append(add_compile_speedups([
             row_or_error('classification', name, args,
                          lambda name=name, compiled=compiled: bench_classification(
                              name, args, timer, compiled), compiled)
             for name in args.models or default_models() for compiled in compile_modes(args)
-        ]), ['infer_ms', 'train_ms']))
+        ], ['infer_ms', 'train_ms']))
     if 'dense' in args.what:
         tables.append(bench_isolated('dense', args.dense_models, args))
     if 'detector' in args.what:

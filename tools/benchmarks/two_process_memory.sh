@@ -4,7 +4,7 @@
 # (padded to 1344 x 800), and record the resident memory of the training processes once a second.
 # No validation: the set has 3 classes, and a random 80-class head predicts the others.
 #
-#   bash tools/analysis/two_process_memory.sh CONFIG WORK_DIR
+#   bash tools/benchmarks/two_process_memory.sh CONFIG WORK_DIR
 #
 # Prints the peak of each process and of their sum; WORK_DIR/memory.tsv has the samples.
 set -euo pipefail
