@@ -9,10 +9,13 @@ _base_ = [
     '_base_/mmdsnet_runtime.py',
 ]
 
-# ImageNet-1k weights: a checkpoint of configs/dsnet_small_in1k.py, or a release file as it is
-# (the authors' .pth or PaddleClas' .pdparams, converted in memory on loading).
-# Elsewhere: --cfg-options model.backbone.init_cfg.checkpoint=PATH
-pretrained = 'checkpoints/dsnet_small_in1k.pth'
+# ImageNet-1k weights: PaddleClas' DSNet-small release (configs/metafile.yml), by URL, as
+# MMDetection's Swin configs start from Swin's release. The first run downloads it into torch's
+# hub cache ($TORCH_HOME/hub/checkpoints/, by default ~/.cache/torch/hub/checkpoints/) and every
+# run converts it in memory (mmdsnet.models.backbones.dsnet_weights.load_from_url). Offline, or
+# to start from another file (a checkpoint of configs/dsnet_small_in1k.py, the authors' .pth, a
+# downloaded .pdparams): --cfg-options model.backbone.init_cfg.checkpoint=PATH
+pretrained = 'https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/DSNet_small_pretrained.pdparams'  # noqa: E501
 
 model = dict(
     backbone=dict(

@@ -9,7 +9,7 @@ _base_ = [
 ]
 
 # See mask_rcnn_dsnet_small_coco.py for the checkpoint and the norm settings.
-pretrained = 'checkpoints/dsnet_small_in1k.pth'
+pretrained = 'https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/DSNet_small_pretrained.pdparams'  # noqa: E501
 
 model = dict(
     backbone=dict(

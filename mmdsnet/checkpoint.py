@@ -20,7 +20,7 @@ nothing here falls back to unrestricted unpickling. A checkpoint that records a 
 (:mod:`mmdsnet.engine.checkpoint_files`) is verified before anything is unpickled.
 
 What reads weight files: :mod:`mmdsnet.models.backbones.dsnet_weights` (release conversion and
-strict pretrained loading, and MMEngine's loader for local files), the Runner's ``--resume``
+strict pretrained loading, and MMEngine's loader for local and http(s) files), the Runner's ``--resume``
 through it, and the converters in ``tools/model_converters``.
 """
 import argparse

@@ -2,9 +2,11 @@
 
 :func:`register_models` gives MMPretrain's ``ModelHub`` the ImageNet models of
 ``configs/metafile.yml``, so that ``mmpretrain.list_models``, ``get_model`` and the inferencers
-find them by name; ``import mmdsnet`` calls it. :func:`model_zoo_tables` renders README's
-model-zoo tables from the metafiles (``python -m mmdsnet.model_index`` prints them), and a test
-checks that README shows them as rendered.
+find them by name, and ``pretrained=True`` loads their ``Weights``: PaddleClas' release URL,
+downloaded once and converted in memory
+(:func:`mmdsnet.models.backbones.dsnet_weights.load_from_url`); ``import mmdsnet`` calls it.
+:func:`model_zoo_tables` renders README's model-zoo tables from the metafiles (``python -m
+mmdsnet.model_index`` prints them), and a test checks that README shows them as rendered.
 """
 from pathlib import Path
 from typing import Dict, List
@@ -46,12 +48,11 @@ def _classification_rows(models: List[Dict]) -> List[str]:
     rows = []
     for model in models:
         metrics = model['Results'][0]['Metrics']
-        source = model['Converted From']
         rows.append(
             f"| `{model['Name']}` | {model['Metadata']['Parameters'] / 1e6:.2f} | "
             f"{model['Metadata']['FLOPs'] / 1e9:.2f} | {metrics['Top 1 Accuracy']:.1f} | "
             f"{metrics['Top 5 Accuracy']:.1f} | `{model['Config']}` | "
-            f"[PaddleClas]({source['Weights']}) |")
+            f"[PaddleClas]({model['Weights']}) |")
     return rows
 
 

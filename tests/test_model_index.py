@@ -1,6 +1,8 @@
 """DSNet by name: the metafiles, their registration with MMPretrain on ``import mmdsnet``, and
 README's model-zoo tables, which must show what the metafiles say."""
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import dsnet_releases as releases
@@ -13,6 +15,7 @@ from release_checkpoints import write_pdparams
 import mmdsnet  # noqa: F401  registers the models by name
 from mmdsnet import model_index
 from mmdsnet.models import DSNet
+from mmdsnet.models.backbones.dsnet_weights import cached_weights_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NAMES = ['dsnet-base_3rdparty_in1k', 'dsnet-small_3rdparty_in1k', 'dsnet-tiny_3rdparty_in1k']
@@ -51,10 +54,27 @@ def test_get_model_by_name_loads_a_release_file(tiny_pdparams):
                                    atol=1e-5)
 
 
-def test_get_model_by_name_without_a_path_warns_that_no_weights_are_hosted():
+def test_get_model_pretrained_true_loads_the_paddleclas_release_from_the_cache(
+        tiny_pdparams, tmp_path, monkeypatch):
+    """The metafile's ``Weights`` URL, found in torch's hub cache (placed there as the
+    download would be, since tests run offline); downloading is tested in
+    tests/models/backbones/test_dsnet_weights.py."""
     from mmpretrain import get_model
-    with pytest.warns(UserWarning, match='Unable to find pre-defined checkpoint'):
-        get_model('dsnet-tiny_3rdparty_in1k', pretrained=True)
+    path, state_dict = tiny_pdparams
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    url = next(model['Weights'] for model in classification_models()
+               if model['Name'] == 'dsnet-tiny_3rdparty_in1k')
+    cached = Path(cached_weights_path(url))
+    assert cached.parent == tmp_path / 'hub' / 'checkpoints'
+    cached.parent.mkdir(parents=True)
+    shutil.copy(path, cached)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', 'Unable to find pre-defined checkpoint')
+        model = get_model('dsnet-tiny_3rdparty_in1k', pretrained=True)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), releases.release_forward(state_dict, x), rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_inferencer_by_name(tiny_pdparams, tmp_path):
@@ -75,7 +95,8 @@ def test_metafile_models_name_their_config_and_arch():
         config = Config.fromfile(REPO_ROOT / model['Config'])
         assert config.model.backbone.arch == arch, model['Name']
         assert model['Converted From']['Weights'].endswith(f'DSNet_{arch}_pretrained.pdparams')
-        assert model['Weights'] is None  # we host no file
+        # we host no converted file: pretrained=True loads the release, converted in memory
+        assert model['Weights'] == model['Converted From']['Weights']
 
 
 def test_detection_metafile_names_existing_configs_and_reports_nothing_unmeasured():

@@ -10,6 +10,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmdsnet  # noqa: F401  registers DSNet
+from mmdsnet import model_index
 from mmdsnet.models import DSNet
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,9 +84,13 @@ def test_config_wires_dsnet_into_the_detector(name):
 def test_coco_config_recipe(name):
     cfg = load(name)
     backbone = cfg.model.backbone
-    assert backbone.init_cfg == dict(
-        type='Pretrained', checkpoint=f'checkpoints/dsnet_{backbone.arch}_in1k.pth',
-        prefix='backbone.')
+    # PaddleClas' release of the arch, by URL (downloaded on the first run), as the metafile has
+    release = model_index.load_metafile(model_index.CLASSIFICATION_METAFILE)['Models']
+    url = next(model['Weights'] for model in release
+               if model['Name'] == f'dsnet-{backbone.arch}_3rdparty_in1k')
+    assert url == ('https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/'
+                   f'DSNet_{backbone.arch}_pretrained.pdparams')
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=url, prefix='backbone.')
     assert cfg.pretrained == backbone.init_cfg.checkpoint
     assert backbone.norm_eval and backbone.frozen_stages == -1
     assert 0.1 <= backbone.drop_path_rate <= 0.2

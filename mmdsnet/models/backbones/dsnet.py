@@ -339,7 +339,7 @@ class DSNet(BaseBackbone):
             returned output, as dense-prediction backbones add, e.g. ``dict(type='BN')`` or
             ``dict(type='mmpretrain.LN2d')``. Defaults to None.
         init_cfg (dict | list[dict], optional): Defaults to :data:`RELEASE_INIT_CFG` (also for
-            None). ``dict(type='Pretrained', checkpoint=PATH)`` loads strictly
+            None). ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads strictly
             (:func:`~mmdsnet.models.backbones.dsnet_weights.load_pretrained_strictly`): a
             classifier checkpoint with ``prefix='backbone.'``, or a release file as it is.
 

@@ -3,8 +3,10 @@ strictly.
 
 ::
 
-    file ─ read_weights ─┬─ .pth: mmdsnet.checkpoint.load_torch_file (allowlist, checksum)
-                         └─ .pdparams: mmdsnet.checkpoint.load_pdparams ─ paddle_to_release_layout
+    URL ─ load_from_url: downloaded once into torch.hub.get_dir()/checkpoints ─┐
+    file ──────────────────────────────────────────────────────────────────────┴─ read_weights
+    read_weights ─┬─ .pth: mmdsnet.checkpoint.load_torch_file (allowlist, checksum)
+                  └─ .pdparams: mmdsnet.checkpoint.load_pdparams ─ paddle_to_release_layout
          ─ a release's keys? ─ convert_release_state_dict ─ load_pretrained_strictly ─ model
 
 The authors' PyTorch release and PaddleClas share one key layout::
@@ -18,18 +20,27 @@ The authors' PyTorch release and PaddleClas share one key layout::
 an MMPretrain ``ImageClassifier`` with a DSNet backbone and a ``LinearClsHead``;
 :func:`paddle_to_release_layout` first turns PaddleClas arrays into the torch layout.
 ``DSNet(init_cfg=dict(type='Pretrained', ...))`` runs :func:`load_pretrained_strictly`;
-``import mmdsnet`` makes :func:`read_weights` MMEngine's loader for local files
+``import mmdsnet`` makes :func:`read_weights` MMEngine's loader for local files and
+:func:`load_from_url` its loader for ``http://`` and ``https://``
 (:func:`register_weights_loader`), so that ``load_from``, ``--resume`` and ``get_model(...,
 pretrained=...)`` read every file safely and take a release file as it is. The converters in
 ``tools/model_converters`` write the same conversion to a file.
 """
+import os
 import os.path as osp
+import pickle
 import re
+import sys
+import tempfile
 from collections import OrderedDict
+from http.client import HTTPException
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
 
 from mmdsnet.checkpoint import load_pdparams, load_torch_file
@@ -65,6 +76,8 @@ BACKBONE_PREFIX = 'backbone.'
 HEAD_PREFIX = 'head.fc.'
 #: Stage 1's patch embedding: every release state dict has it, and no other checkpoint we know.
 RELEASE_SIGNATURE_KEY = 'patch_embed1.proj.weight'
+#: What :func:`load_from_url` downloads (MMEngine's ``load_from_http`` took these before).
+URL_PREFIXES = ('http://', 'https://')
 
 _BLOCK_KEY = re.compile(r'blocks(\d+)\.(\d+)\.(.+)\.(\w+)')
 _PATCH_EMBED_KEY = re.compile(r'patch_embed(\d+)\.proj\.(\w+)')
@@ -260,13 +273,122 @@ def read_weights(filename: str, map_location: Any = None) -> Any:
         raise ValueError(f'{filename}: {err}') from None
 
 
-def register_weights_loader() -> None:
-    """Make :func:`read_weights` MMEngine's loader for local paths (``import mmdsnet`` calls it).
+class WeightsURLError(RuntimeError):
+    """Weights given by URL could not be downloaded, or the file downloaded or found in the
+    cache cannot be read. The message names the URL, the cache path and what to do instead."""
 
-    MMEngine's own loader unpickles anything on torch < 2.6 and refuses Runner checkpoints on
-    torch >= 2.6 (:mod:`mmdsnet.compat.torch_weights_only`); this one reads both safely.
+
+def cached_weights_path(url: str) -> str:
+    """Where :func:`load_from_url` keeps the file at ``url``.
+
+    Args:
+        url (str): An ``http://`` or ``https://`` URL.
+
+    Returns:
+        str: ``torch.hub.get_dir()/checkpoints/<the URL's file name>``, the cache that torch's
+        ``load_state_dict_from_url`` and MMEngine's http loader use as well (``$TORCH_HOME/hub``,
+        by default ``~/.cache/torch/hub``).
+    """
+    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
+
+
+def _url_error(url: str, cached: str, problem: str, fix: str) -> WeightsURLError:
+    return WeightsURLError(
+        f'{problem}\n  URL:   {url}\n  cache: {cached}\n  Fix: {fix}, or pass a local file '
+        'instead of the URL: --cfg-options model.backbone.init_cfg.checkpoint=PATH (a '
+        "config's pretrained backbone), --cfg-options load_from=PATH, get_model(name, "
+        'pretrained=PATH)')
+
+
+def _download_and_read(url: str, cached: str, map_location: Any) -> Any:
+    """Download ``url`` into a new folder next to ``cached``, read it, and only then move it to
+    ``cached``: a download that cannot be read (cut off, or a file that is refused) is deleted,
+    never cached. (``torch.hub.download_url_to_file`` renames a complete download into place,
+    but takes a response that the server cut short for a complete one.)"""
+    folder = osp.dirname(cached)
+    print_log(f'Downloading {url} to {cached}', logger='current')
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix='.download-', dir=folder) as temp:
+            download = osp.join(temp, osp.basename(cached))
+            torch.hub.download_url_to_file(url, download, progress=sys.stderr.isatty())
+            try:
+                loaded = read_weights(download, map_location)
+            except (ValueError, pickle.UnpicklingError) as err:
+                raise _url_error(
+                    url, cached, 'the file downloaded from the URL cannot be used, so it was '
+                    f'deleted, not cached: {type(err).__name__}: {err}',
+                    'run again to download it again, download the URL to the cache path '
+                    'yourself') from None
+            os.replace(download, cached)
+    except (OSError, HTTPException) as err:
+        raise _url_error(
+            url, cached, f'could not download the weights: {type(err).__name__}: {err}',
+            'download the URL to the cache path yourself (a file there is used without '
+            'downloading)') from None
+    return loaded
+
+
+def _read_cached(url: str, cached: str, map_location: Any) -> Any:
+    """Read the cached copy of ``url``; a damaged one is named, kept (it may be a file that the
+    user put there) and never silently reused."""
+    print_log(f'Loading {url} from the cache: {cached}', logger='current')
+    try:
+        return read_weights(cached, map_location)
+    except (ValueError, pickle.UnpicklingError) as err:
+        raise _url_error(
+            url, cached, f'the cached copy of the URL cannot be used: {type(err).__name__}: '
+            f'{err}', f'delete {cached} to download it again, replace it with a copy of the URL '
+            'that you downloaded yourself') from None
+
+
+def load_from_url(url: str, map_location: Any = None) -> Any:
+    """Read weights given by URL: downloaded once into :func:`cached_weights_path`, then read by
+    :func:`read_weights` (safe unpickling, checksum, release files converted in memory).
+
+    A download is read before it is moved into the cache, so the cache holds no file that could
+    not be read; a cached file that cannot be read raises, naming it, instead of being used or
+    replaced. In a distributed run, as with MMEngine's http loader, rank 0 downloads first and
+    the other ranks then read the cached file (or, where the cache is not shared, download it
+    themselves); a rank 0 that fails still reaches the barrier, so no rank waits forever.
+    ``import mmdsnet`` makes this MMEngine's loader for ``http://`` and ``https://``.
+
+    Args:
+        url (str): An ``http://`` or ``https://`` URL; its file name (``.pdparams`` or not)
+            decides how the file is read, as for a local path.
+        map_location: Passed to :func:`read_weights`. Defaults to None.
+
+    Returns:
+        What :func:`read_weights` returns for the file.
+
+    Raises:
+        WeightsURLError: The download failed (offline, an HTTP error, a full disk), the
+            downloaded file cannot be read (cut off, refused by the safe unpickler, a release
+            file with other keys), or the cached file cannot be read. The message names the URL,
+            the cache path and how to pass a local file instead.
+    """
+    cached = cached_weights_path(url)
+    rank, world_size = get_dist_info()
+    if rank > 0:
+        barrier()  # rank 0 downloads first
+    try:
+        if osp.isfile(cached):
+            return _read_cached(url, cached, map_location)
+        return _download_and_read(url, cached, map_location)
+    finally:
+        if rank == 0 and world_size > 1:
+            barrier()
+
+
+def register_weights_loader() -> None:
+    """Make :func:`read_weights` MMEngine's loader for local paths and :func:`load_from_url` its
+    loader for ``http://`` and ``https://`` (``import mmdsnet`` calls it).
+
+    MMEngine's own loaders unpickle anything on torch < 2.6 and refuse Runner checkpoints on
+    torch >= 2.6 (:mod:`mmdsnet.compat.torch_weights_only`); these read both safely.
     """
     CheckpointLoader.register_scheme(prefixes='', loader=read_weights, force=True)
+    CheckpointLoader.register_scheme(prefixes=URL_PREFIXES, loader=load_from_url, force=True)
 
 
 def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
@@ -282,8 +404,9 @@ def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Op
     Args:
         model (nn.Module): The module to load into.
         checkpoint (str): A local path, read by :func:`read_weights` (release files converted
-            to a classifier checkpoint on the way), or a URL, read by MMEngine's loader for its
-            scheme.
+            to a classifier checkpoint on the way); an ``http(s)://`` URL, downloaded once and
+            read the same way by :func:`load_from_url`; or another URL, read by MMEngine's
+            loader for its scheme.
         prefix (str, optional): Only keys starting with it are loaded, without it (e.g.
             ``'backbone.'`` for a classifier checkpoint). Defaults to None: the
             ``backbone_prefix`` that the checkpoint's meta names (release weights, converted),
@@ -296,8 +419,11 @@ def load_pretrained_strictly(model: torch.nn.Module, checkpoint: str, prefix: Op
     Raises:
         ValueError: The file holds no state dict, or keys are missing, unexpected or of another
             shape (listing up to 8 of each).
+        WeightsURLError: See :func:`load_from_url`.
     """
-    if '://' in checkpoint:
+    if checkpoint.startswith(URL_PREFIXES):
+        loaded = load_from_url(checkpoint, map_location)
+    elif '://' in checkpoint:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location)
     else:
         loaded = read_weights(checkpoint, map_location)
