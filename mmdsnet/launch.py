@@ -15,10 +15,15 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.dist import init_dist
+from mmengine.logging import print_log
 from mmengine.utils.dl_utils import set_multi_processing
 
 from .compat.mmengine_cpu_launcher import init_cpu_process_group
 from .engine import PREEMPTED_EXIT_CODE, Preempted, RankWatchdog
+
+# The config entries that a ``data_root`` override reaches (:func:`_move_data_root`).
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EVALUATORS = ('val_evaluator', 'test_evaluator')
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,12 +50,16 @@ def load_config(path: str,
     """Read a config, apply command-line overrides and fill in ``work_dir`` and ``launcher``.
 
     ``work_dir`` is taken from the argument, else from the config, else
-    ``work_dirs/<config name>``.
+    ``work_dirs/<config name>``. A ``data_root`` override reaches every dataset and evaluator
+    annotation file that the config builds from its ``data_root`` (:func:`_move_data_root`).
     """
     cfg = Config.fromfile(path)
     if cfg_options:
         _refuse_misspelled_keys(cfg, cfg_options, path)
+        old_data_root = cfg.get('data_root')
         cfg.merge_from_dict(cfg_options)
+        if 'data_root' in cfg_options:
+            _move_data_root(cfg, old_data_root, cfg_options, path)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -71,6 +80,101 @@ def _refuse_misspelled_keys(cfg: Config, cfg_options: dict, path: str) -> None:
         if close:
             raise ValueError(f'--cfg-options {option}: {path} has no {top!r}; did you mean '
                              f'{" or ".join(repr(key) for key in close)}?')
+
+
+def _move_data_root(cfg: Config, old_root: Optional[str], cfg_options: dict, path: str) -> None:
+    """Point everything a config built from its old ``data_root`` at the new one.
+
+    A config file's ``data_root`` is a variable: reading the file copies its value into each
+    dataloader's dataset and into the evaluators' ``ann_file`` paths, so overriding the
+    top-level entry afterwards would change nothing. Here every dataset the dataloaders build
+    (the datasets inside wrappers such as ``RepeatDataset`` and ``ConcatDataset`` included)
+    whose ``data_root`` was the old one gets the new one, and every evaluator ``ann_file`` under
+    the old root moves under the new one; one log line lists them. Entries that
+    ``cfg_options`` sets themselves keep their given value.
+
+    Raises:
+        ValueError: A dataset reads another root than the config's ``data_root`` (or none), so
+            the override would not reach it, or nothing reads ``data_root`` at all. The message
+            names the keys to pass instead.
+    """
+    new_root = cfg.data_root
+    moved, elsewhere = [], []
+    for dataset_key, dataset in _datasets(cfg):
+        key = f'{dataset_key}.data_root'
+        root = dataset.get('data_root')
+        if _given(key, cfg_options):
+            continue
+        if _same_root(root, old_root):
+            dataset['data_root'] = new_root
+            moved.append(key)
+        elif not _same_root(root, new_root):
+            elsewhere.append((key, root))
+    if elsewhere:
+        raise ValueError(
+            f'--cfg-options data_root={new_root} would not reach '
+            f'{", ".join(f"{key} ({root!r})" for key, root in elsewhere)}: {path} builds '
+            f'{"it" if len(elsewhere) == 1 else "them"} from another root than its data_root '
+            f'({old_root!r}). Pass the datasets\' own keys instead, e.g. '
+            f'{elsewhere[0][0]}={new_root}')
+    for evaluator_key, evaluator in _evaluators(cfg):
+        key = f'{evaluator_key}.ann_file'
+        ann_file = evaluator.get('ann_file')
+        if _given(key, cfg_options) or not isinstance(ann_file, str) or not old_root:
+            continue
+        old_prefix = old_root.rstrip('/') + '/'
+        if ann_file.startswith(old_prefix):
+            evaluator['ann_file'] = osp.join(new_root, ann_file[len(old_prefix):])
+            moved.append(key)
+    if not moved:
+        raise ValueError(f'--cfg-options data_root={new_root}: nothing in {path} reads '
+                         'data_root; set the datasets\' own data_root (or ann_file and '
+                         'data_prefix) instead, e.g. train_dataloader.dataset.data_root=DIR')
+    print_log(f'data_root {new_root} (was {old_root}) set in: {", ".join(moved)}',
+              logger='current')
+
+
+def _datasets(cfg: Config) -> Iterator[tuple]:
+    """``(key, dataset config)`` of every dataset the dataloaders build; a wrapper's
+    (``dataset`` or ``datasets`` entries) instead of the wrapper's own."""
+    for name in DATALOADERS:
+        dataloader = cfg.get(name)
+        if isinstance(dataloader, dict) and isinstance(dataloader.get('dataset'), dict):
+            yield from _unwrapped(f'{name}.dataset', dataloader['dataset'])
+
+
+def _unwrapped(key: str, dataset: dict) -> Iterator[tuple]:
+    """The datasets inside a dataset wrapper, or the dataset itself."""
+    if isinstance(dataset.get('dataset'), dict):
+        yield from _unwrapped(f'{key}.dataset', dataset['dataset'])
+    elif isinstance(dataset.get('datasets'), (list, tuple)):
+        for index, inner in enumerate(dataset['datasets']):
+            yield from _unwrapped(f'{key}.datasets.{index}', inner)
+    else:
+        yield key, dataset
+
+
+def _evaluators(cfg: Config) -> Iterator[tuple]:
+    """``(key, evaluator config)`` of each metric, in single and list-of-metrics evaluators."""
+    for name in EVALUATORS:
+        evaluator = cfg.get(name)
+        if isinstance(evaluator, dict):
+            yield name, evaluator
+        elif isinstance(evaluator, (list, tuple)):
+            for index, metric in enumerate(evaluator):
+                if isinstance(metric, dict):
+                    yield f'{name}.{index}', metric
+
+
+def _given(key: str, cfg_options: dict) -> bool:
+    """Whether ``cfg_options`` sets ``key`` or an entry that contains it."""
+    return any(key == option or key.startswith(option + '.') for option in cfg_options)
+
+
+def _same_root(root, other) -> bool:
+    """Two data roots name the same folder (``'data/coco/'`` and ``'data/coco'`` do)."""
+    return isinstance(root, str) and isinstance(other, str) and (
+        root.rstrip('/') == other.rstrip('/'))
 
 
 @contextlib.contextmanager

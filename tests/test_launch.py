@@ -1,12 +1,15 @@
 """mmdsnet.launch: config loading and the process group shared by the tools."""
 import os
+import textwrap
 
 import pytest
 import torch
 import torch.distributed as dist
+from mmengine.config import Config
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from mmdsnet import launch
 from mmdsnet.compat.versions import TORCH
 from mmdsnet.launch import distributed_session, load_config, shutdown_process_groups
 
@@ -27,6 +30,137 @@ def test_misspelled_top_level_key_is_refused_with_a_suggestion():
 
 def test_new_top_level_key_unlike_any_existing_one_is_allowed():
     assert load_config(CONFIG, {'find_unused_parameters': True}).find_unused_parameters
+
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EVALUATORS = ('val_evaluator', 'test_evaluator')
+
+
+@pytest.fixture
+def log_lines(monkeypatch):
+    """What load_config logs."""
+    lines = []
+    monkeypatch.setattr(launch, 'print_log', lambda message, logger: lines.append(message))
+    return lines
+
+
+@pytest.mark.parametrize('name', [
+    'dsnet_tiny_in1k.py', 'mask_rcnn_dsnet_small_coco.py', 'retinanet_dsnet_small_coco.py',
+    'quickstart/dsnet_tiny_digits.py', 'quickstart/mask_rcnn_dsnet_tiny_shapes.py'
+])
+def test_data_root_reaches_every_dataset_and_evaluator_annotation_file(name, log_lines):
+    path = os.path.join(REPO_ROOT, 'configs', name)
+    original = Config.fromfile(path)
+    cfg = load_config(path, {'data_root': '/some/tmp'})
+    assert cfg.data_root == '/some/tmp'
+    for loader in DATALOADERS:
+        assert cfg[loader].dataset.data_root == '/some/tmp'
+    moved = [f'{loader}.dataset.data_root' for loader in DATALOADERS]
+    coco = 'coco' in name or 'shapes' in name
+    for evaluator in EVALUATORS:
+        if coco:
+            relative = os.path.relpath(original[evaluator].ann_file, original.data_root)
+            assert cfg[evaluator].ann_file == f'/some/tmp/{relative}'
+            assert relative.startswith('annotations/instances_val')
+            moved.append(f'{evaluator}.ann_file')
+        else:
+            assert 'ann_file' not in cfg[evaluator]
+    assert log_lines == [f'data_root /some/tmp (was {original.data_root}) set in: '
+                         f'{", ".join(moved)}']
+    # nothing else changes
+    for loader in DATALOADERS:
+        cfg[loader].dataset.data_root = original[loader].dataset.data_root
+    for evaluator in EVALUATORS:
+        cfg[evaluator] = original[evaluator]
+    cfg.data_root = original.data_root
+    assert cfg.to_dict() == dict(original.to_dict(), work_dir=cfg.work_dir, launcher='none')
+
+
+@pytest.mark.parametrize('name', ['dsnet_tiny_in1k.py', 'mask_rcnn_dsnet_small_coco.py'])
+def test_without_a_data_root_override_the_data_settings_are_those_of_the_file(name, log_lines):
+    path = os.path.join(REPO_ROOT, 'configs', name)
+    original = Config.fromfile(path)
+    for cfg in (load_config(path), load_config(path, {'train_cfg.max_epochs': 3})):
+        for key in ('data_root', *DATALOADERS, *EVALUATORS):
+            assert cfg[key] == original[key], key
+    assert log_lines == []
+
+
+def test_misspelled_data_root_is_refused():
+    with pytest.raises(ValueError, match=r"has no 'data_rot'; did you mean 'data_root'"):
+        load_config(CONFIG, {'data_rot': '/some/tmp'})
+
+
+def test_keys_given_with_data_root_keep_their_values(log_lines):
+    path = os.path.join(REPO_ROOT, 'configs', 'mask_rcnn_dsnet_small_coco.py')
+    cfg = load_config(path, {
+        'data_root': '/coco',
+        'test_dataloader.dataset.data_root': '/test-dev',
+        'test_evaluator.ann_file': '/test-dev/annotations/image_info_test-dev2017.json'
+    })
+    assert [cfg[loader].dataset.data_root for loader in DATALOADERS] == [
+        '/coco', '/coco', '/test-dev']
+    assert cfg.val_evaluator.ann_file == '/coco/annotations/instances_val2017.json'
+    assert cfg.test_evaluator.ann_file == '/test-dev/annotations/image_info_test-dev2017.json'
+    assert log_lines == ['data_root /coco (was data/coco/) set in: train_dataloader.dataset.'
+                         'data_root, val_dataloader.dataset.data_root, val_evaluator.ann_file']
+
+
+def write_config(tmp_path, text):
+    path = tmp_path / 'config.py'
+    path.write_text(textwrap.dedent(text).format(base=CONFIG))
+    return str(path)
+
+
+def test_data_root_reaches_datasets_inside_wrappers_and_evaluator_lists(tmp_path):
+    path = write_config(tmp_path, """\
+        _base_ = [{base!r}]
+        train_dataloader = dict(dataset=dict(
+            _delete_=True,
+            type='ConcatDataset',
+            datasets=[
+                dict(type='ImageNet', data_root='data/digits', split='train'),
+                dict(type='RepeatDataset', times=2,
+                     dataset=dict(type='ImageNet', data_root='data/digits/', split='val')),
+            ]))
+        val_evaluator = [
+            dict(type='Accuracy'),
+            dict(type='CocoMetric', ann_file='data/digits/annotations/val.json'),
+            dict(type='CocoMetric', ann_file='/elsewhere/annotations/val.json'),
+        ]
+        """)
+    cfg = load_config(path, {'data_root': '/some/tmp/'})
+    datasets = cfg.train_dataloader.dataset.datasets
+    assert datasets[0].data_root == datasets[1].dataset.data_root == '/some/tmp/'
+    assert cfg.val_dataloader.dataset.data_root == '/some/tmp/'
+    assert [metric.get('ann_file') for metric in cfg.val_evaluator] == [
+        None, '/some/tmp/annotations/val.json', '/elsewhere/annotations/val.json']
+
+
+def test_data_root_that_would_miss_a_dataset_is_refused_naming_the_key_to_pass(tmp_path):
+    path = write_config(tmp_path, """\
+        _base_ = [{base!r}]
+        val_dataloader = dict(dataset=dict(data_root='data/other'))
+        """)
+    with pytest.raises(ValueError) as error:
+        load_config(path, {'data_root': '/some/tmp'})
+    assert str(error.value) == (
+        "--cfg-options data_root=/some/tmp would not reach val_dataloader.dataset.data_root "
+        f"('data/other'): {path} builds it from another root than its data_root "
+        "('data/digits'). Pass the datasets' own keys instead, e.g. "
+        'val_dataloader.dataset.data_root=/some/tmp')
+    # as asked: the given key is the dataset's own
+    cfg = load_config(path, {'data_root': '/x', 'val_dataloader.dataset.data_root': '/y'})
+    assert [cfg[loader].dataset.data_root for loader in DATALOADERS] == ['/x', '/y', '/x']
+
+
+def test_data_root_that_nothing_reads_is_refused(tmp_path):
+    path = write_config(tmp_path, """\
+        data_root = 'data/digits'
+        model = dict(type='ImageClassifier')
+        """)
+    with pytest.raises(ValueError, match=r'nothing in .* reads data_root; set the datasets'):
+        load_config(path, {'data_root': '/some/tmp'})
 
 
 @pytest.fixture

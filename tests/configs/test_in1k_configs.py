@@ -3,7 +3,7 @@ config training two iterations and validating on CPU.
 
 The runs read the embedded digits folder, which has ImageNet's layout, through the configs'
 own ImageNet dataset and pipelines; only the data root, subset sizes, crop size and batch size
-are overridden, the way ``--cfg-options`` would."""
+are overridden, through :func:`mmdsnet.launch.load_config` as ``--cfg-options`` does."""
 import os
 
 import pytest
@@ -15,6 +15,7 @@ from mmengine.runner import Runner
 
 import mmdsnet  # noqa: F401  registers DSNet
 from mmdsnet.datasets import write_digits
+from mmdsnet.launch import load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IN1K_CONFIGS = ['dsnet_tiny_in1k.py', 'dsnet_small_in1k.py', 'dsnet_base_in1k.py']
@@ -107,6 +108,7 @@ def tiny_run_options(data_root):
     """One epoch of 4 training images in batches of 2, 2 val images; 64-pixel crops instead of
     224; no checkpoint (the tools' tests write them)."""
     options = {
+        'data_root': data_root,
         'train_cfg.max_epochs': 1,
         'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint': None,
@@ -116,7 +118,6 @@ def tiny_run_options(data_root):
             f'{loader}.batch_size': 2,
             f'{loader}.num_workers': 0,
             f'{loader}.persistent_workers': False,
-            f'{loader}.dataset.data_root': data_root,
             f'{loader}.dataset.indices': num_images,
         })
     options.update({
@@ -130,10 +131,9 @@ def tiny_run_options(data_root):
 @pytest.mark.parametrize('name', IN1K_CONFIGS)
 def test_in1k_config_trains_and_validates(name, digits_root, tmp_path):
     from mmpretrain.datasets import RepeatAugSampler
-    cfg = load(name)
-    cfg.merge_from_dict(tiny_run_options(digits_root))
+    cfg = load_config(os.path.join(REPO_ROOT, 'configs', name), tiny_run_options(digits_root),
+                      work_dir=str(tmp_path))
     cfg.param_scheduler = [dict(cfg.param_scheduler[0], end=1)]  # the warm-up, over the epoch
-    cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)
     assert isinstance(runner.train_dataloader.sampler, RepeatAugSampler)
     assert [type(augment).__name__ for augment in

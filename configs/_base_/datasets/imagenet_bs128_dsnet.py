@@ -1,5 +1,7 @@
 # ImageNet-1k with the DeiT augmentation recipe the DSNet releases were trained with.
 dataset_type = 'ImageNet'
+# MMPretrain's ImageNet layout (docs/your_data.md). Elsewhere: --cfg-options data_root=DIR, which
+# mmdsnet.launch.load_config passes on to every dataloader below.
 data_root = 'data/imagenet'
 data_preprocessor = dict(
     num_classes=1000,
