@@ -6,8 +6,8 @@ Importing the package, in this order:
 2. registers the models in MMPretrain's and MMDetection's registries, and the ImageNet models by
    name in MMPretrain's model index (:mod:`mmdsnet.model_index`);
 3. makes MMEngine read local and http(s) weight files safely, converting the public releases'
-   files in memory (:func:`mmdsnet.models.backbones.dsnet_weights.register_weights_loader`), and write
-   checkpoints atomically with a checksum (:mod:`mmdsnet.engine.checkpoint_files`);
+   files in memory (:func:`mmdsnet.models.backbones.dsnet_weights.register_weights_loader`),
+   and write checkpoints atomically with a checksum (:mod:`mmdsnet.engine.checkpoint_files`);
 4. teaches MMEngine's FLOP counter DSNet's fused attention (:mod:`mmdsnet.analysis`).
 """
 from . import compat

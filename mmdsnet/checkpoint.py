@@ -19,9 +19,9 @@ Every refusal raises :class:`UnsafeCheckpointError` naming the file and what was
 nothing here falls back to unrestricted unpickling. A checkpoint that records a checksum
 (:mod:`mmdsnet.engine.checkpoint_files`) is verified before anything is unpickled.
 
-What reads weight files: :mod:`mmdsnet.models.backbones.dsnet_weights` (release conversion and
-strict pretrained loading, and MMEngine's loader for local and http(s) files), the Runner's ``--resume``
-through it, and the converters in ``tools/model_converters``.
+What reads weight files: :mod:`mmdsnet.models.backbones.dsnet_weights` (release conversion,
+strict pretrained loading, and MMEngine's loader for local and http(s) files), the Runner's
+``--resume`` through it, and the converters in ``tools/model_converters``.
 """
 import argparse
 import os.path as osp
