@@ -55,6 +55,8 @@ LABELS = {
     'dsnet_small': 'DSNet-S',
     'dsnet_base': 'DSNet-B',
     'dsnet_small_cap512': 'DSNet-S, max_global_tokens=512',
+    'dsnet_tiny_releases': "DSNet-T, releases' form",
+    'dsnet_small_releases': "DSNet-S, releases' form",
     'resnet50': 'ResNet-50',
     'r50': 'ResNet-50',
     'swin_tiny': 'Swin-T',
@@ -89,14 +91,19 @@ def load(name: str) -> dict:
         return json.load(file)
 
 
+def machine_name(machine: dict) -> str:
+    """The GPU, else the CPU (and its cores, where recorded), of a JSON's ``machine``."""
+    if machine.get('gpu'):
+        return f"one {machine['gpu']}"
+    cores = f", {machine['cpu_count']} cores" if 'cpu_count' in machine else ''
+    return f"{machine['cpu']} CPU{cores}"
+
+
 def source_line(name: str, data: dict) -> str:
     """Which file, machine and date a figure's numbers come from."""
     machine = data['machine']
-    if machine.get('gpu'):
-        where = f"one {machine['gpu']}"
-    else:
-        where = f"{machine['cpu']} CPU, {machine['cpu_count']} cores"
-    return f"docs/benchmarks/{name}: {where}, torch {machine['torch']}, {DATES[name]}"
+    return (f"docs/benchmarks/{name}: {machine_name(machine)}, torch {machine['torch']}, "
+            f"{DATES[name]}")
 
 
 def metafile_path(source: str) -> str:
@@ -165,9 +172,10 @@ def draw_top1_vs_throughput(data: dict) -> Tuple[Figure, Dict[str, Tuple[float, 
     return figure, series
 
 
-def ratios_to_swin(data: dict, key: str) -> Dict[str, float]:
-    """``key`` of every model of ``data`` divided by Swin-T's, by label."""
-    rows = {label(row['model']): row for row in data['results'] if row['model'] not in LEFT_OUT}
+def ratios_to_swin(data: dict, key: str, left_out=LEFT_OUT) -> Dict[str, float]:
+    """``key`` of every model of ``data`` but those ``left_out`` divided by Swin-T's, by
+    label."""
+    rows = {label(row['model']): row for row in data['results'] if row['model'] not in left_out}
     reference = rows['Swin-T'][key]
     return {name: row[key] / reference for name, row in rows.items()}
 
