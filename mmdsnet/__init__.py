@@ -1,10 +1,13 @@
-"""mmdsnet: DSNet (Dual-Stream Network, NeurIPS 2021) for MMPretrain and MMDetection.
+"""mmdsnet: DSNet (Dual-Stream Network, NeurIPS 2021) for MMPretrain, MMDetection and
+MMSegmentation.
 
 Importing the package, in this order:
 
 1. applies the version shims that the upstream releases need here (:mod:`mmdsnet.compat`);
-2. registers the models in MMPretrain's and MMDetection's registries, and the ImageNet models by
-   name in MMPretrain's model index (:mod:`mmdsnet.model_index`);
+2. registers the models in MMPretrain's and MMDetection's registries (and MMSegmentation's, where
+   it is installed; its datasets are in :mod:`mmdsnet.datasets.checked_ade20k`, which the
+   segmentation configs import), and the ImageNet models by name in MMPretrain's model index
+   (:mod:`mmdsnet.model_index`);
 3. makes MMEngine read local and http(s) weight files safely, converting the public releases'
    files in memory (:func:`mmdsnet.models.backbones.dsnet_weights.register_weights_loader`),
    and write checkpoints atomically with a checksum (:mod:`mmdsnet.engine.checkpoint_files`);

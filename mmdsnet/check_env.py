@@ -10,7 +10,7 @@ import platform
 import sys
 
 from .requirements import (MIN_TORCH, MMCV_FIX, OPTIONAL, REQUIRED, declared_requirements,
-                           installed_version, stack_problems)
+                           in_range, installed_version, stack_problems)
 
 
 def mmcv_ops_status():
@@ -30,18 +30,38 @@ def mmcv_ops_status():
     return True, f'they load and compute (built {built})'
 
 
+def segmentation_status():
+    """None when MMSegmentation is not installed; else (True, version) when it is in the ``seg``
+    extra's range and its models import, or (False, what is wrong and its fix)."""
+    version = installed_version('mmsegmentation')
+    if version is None:
+        return None
+    extra = declared_requirements('seg')
+    fix = 'pip install ' + ' '.join(f'"{name}{spec}"' for name, spec in extra.items())
+    spec = extra.get('mmsegmentation', '')
+    if not in_range(version, spec):
+        return False, f'mmsegmentation {version} is not in {spec}. Fix: {fix}'
+    try:
+        import mmseg.models  # noqa: F401
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [''])[0]
+        return False, (f'mmsegmentation {version} does not import its models '
+                       f'({type(error).__name__}: {first_line}). Fix: {fix}')
+    return True, version
+
+
 def report():
     """The whole report as lines, and whether nothing is missing."""
     ranges = declared_requirements()
     lines = [f'mmdsnet {installed_version("mmdsnet") or "(not installed with pip)"} in '
              f'{sys.prefix}: Python {platform.python_version()} on {platform.system()} '
-             f'{platform.machine()}', '', f'  {"package":<14}{"found":<18}mmdsnet needs']
+             f'{platform.machine()}', '', f'  {"package":<16}{"found":<18}mmdsnet needs']
     for distribution, _ in REQUIRED:
         spec = ranges.get(distribution, '')
         if distribution == 'torch':
             spec = f'>={".".join(map(str, MIN_TORCH))}'
         found = installed_version(distribution) or 'missing'
-        lines.append(f'  {distribution:<14}{found:<18}{spec or "any version"}')
+        lines.append(f'  {distribution:<16}{found:<18}{spec or "any version"}')
     problems = stack_problems()
     if installed_version('mmcv') and installed_version('torch'):
         ops_ok, how = mmcv_ops_status()
@@ -55,7 +75,10 @@ def report():
     lines += ['', 'Optional:']
     for distribution, module, purpose in OPTIONAL:
         found = installed_version(distribution) if importlib.util.find_spec(module) else None
-        lines.append(f'  {distribution:<14}{found or "missing":<18}for {purpose}')
+        lines.append(f'  {distribution:<16}{found or "missing":<18}for {purpose}')
+    segmentation = segmentation_status()
+    if segmentation is not None and not segmentation[0]:
+        lines += ['', f'Segmentation configs cannot run: {segmentation[1]}.']
     if problems:
         lines += ['', 'mmdsnet cannot run here until these are fixed:']
         lines += [f'  - {problem}' for problem in problems]

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_INDEX = REPO_ROOT / 'model-index.yml'
 CLASSIFICATION_METAFILE = REPO_ROOT / 'configs' / 'metafile.yml'
 DETECTION_METAFILE = REPO_ROOT / 'configs' / 'metafile_coco.yml'
+SEGMENTATION_METAFILE = REPO_ROOT / 'configs' / 'metafile_ade20k.yml'
 
 _registered = False
 
@@ -66,10 +67,17 @@ def _detection_rows(models: List[Dict]) -> List[str]:
     return rows
 
 
+def _segmentation_rows(models: List[Dict]) -> List[str]:
+    return [f"| `{model['Name']}` | {model['In Collection']} | "
+            f"{model['Metadata']['Iterations'] // 1000}k | not measured yet | "
+            f"`{model['Config']}` |" for model in models]
+
+
 def model_zoo_tables() -> str:
-    """README's model-zoo tables (Markdown), rendered from the two metafiles."""
+    """README's model-zoo tables (Markdown), rendered from the three metafiles."""
     classification = load_metafile(CLASSIFICATION_METAFILE)['Models']
     detection = load_metafile(DETECTION_METAFILE)['Models']
+    segmentation = load_metafile(SEGMENTATION_METAFILE)['Models']
     lines = [
         '| model | params (M) | FLOPs (G) | top-1 (%) | top-5 (%) | config | weights |',
         '|---|---:|---:|---:|---:|---|---|',
@@ -78,6 +86,10 @@ def model_zoo_tables() -> str:
         '| model | detector | epochs | COCO AP | config |',
         '|---|---|---:|---|---|',
         *_detection_rows(detection),
+        '',
+        '| model | segmentor | iterations | ADE20K mIoU | config |',
+        '|---|---|---:|---|---|',
+        *_segmentation_rows(segmentation),
     ]
     return '\n'.join(lines) + '\n'
 

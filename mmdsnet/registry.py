@@ -1,12 +1,13 @@
 """Registration of mmdsnet modules into the downstream OpenMMLab registries.
 
-MMPretrain and MMDetection each keep their own ``MODELS`` registry (both
-children of MMEngine's). A backbone must be found from either, so every model
-class is registered into each registry whose package is installed.
+MMPretrain, MMDetection and MMSegmentation each keep their own ``MODELS``
+registry (all children of MMEngine's). A backbone must be found from any of
+them, so every model class is registered into each registry whose package is
+installed (MMSegmentation is optional: the ``seg`` extra).
 """
 import importlib
 
-_DOWNSTREAM_MODEL_REGISTRIES = ('mmpretrain.registry', 'mmdet.registry')
+_DOWNSTREAM_MODEL_REGISTRIES = ('mmpretrain.registry', 'mmdet.registry', 'mmseg.registry')
 
 
 def _installed_model_registries():
@@ -20,7 +21,7 @@ def _installed_model_registries():
 
 
 def register_model(cls):
-    """Class decorator: register ``cls`` as a model in MMPretrain and MMDetection."""
+    """Class decorator: register ``cls`` as a model in every installed downstream registry."""
     for registry in _installed_model_registries():
         registry.register_module(module=cls)
     return cls

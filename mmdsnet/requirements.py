@@ -22,7 +22,8 @@ REQUIRED = (('torch', 'torch'), ('torchvision', 'torchvision'), ('numpy', 'numpy
 OPTIONAL = (('tensorboard', 'tensorboard', 'TensorBoard logging'),
             ('onnx', 'onnx', 'tools/deploy/export_onnx.py'),
             ('onnxruntime', 'onnxruntime', 'checking the ONNX export'),
-            ('scikit-learn', 'sklearn', 'the quickstart (its digits data set)'))
+            ('scikit-learn', 'sklearn', 'the quickstart (its digits data set)'),
+            ('mmsegmentation', 'mmseg', 'the segmentation configs (`pip install -e .[seg]`)'))
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MMCV_FIX = ('mmcv 2.1.0 (the newest mmdet 3.3 accepts) must be compiled for the torch installed: '
             'OpenMMLab publishes prebuilt wheels up to torch 2.1 (`mim install mmcv==2.1.0`); '
@@ -42,8 +43,9 @@ def release(version):
     return tuple(int(part) for part in re.findall(r'\d+', version.split('+')[0])[:3])
 
 
-def declared_requirements():
-    """Distribution name to the version range in mmdsnet's install_requires ('' for any).
+def declared_requirements(extra=None):
+    """Distribution name to the version range in mmdsnet's install_requires, or in one of its
+    extras (``extra='seg'``); '' for any version.
 
     Read from setup.cfg in a checkout (where an editable install's metadata can be older), else
     from the installed mmdsnet's metadata.
@@ -52,10 +54,13 @@ def declared_requirements():
     if osp.isfile(setup_cfg):
         config = configparser.ConfigParser()
         config.read(setup_cfg)
-        lines = config.get('options', 'install_requires', fallback='').split('\n')
+        section, key = ('options', 'install_requires') if extra is None else (
+            'options.extras_require', extra)
+        lines = config.get(section, key, fallback='').split('\n')
     else:
+        marker = None if extra is None else f'extra == "{extra}"'
         lines = [line for line in importlib.metadata.requires('mmdsnet') or []
-                 if 'extra ==' not in line]
+                 if (marker in line if marker else 'extra ==' not in line)]
     ranges = {}
     for line in lines:
         match = re.match(r'\s*([A-Za-z0-9_.-]+)\s*(.*)', line.split(';')[0])
@@ -66,7 +71,7 @@ def declared_requirements():
     return ranges
 
 
-def _in_range(version, spec):
+def in_range(version, spec):
     if not spec:
         return True
     try:
@@ -95,7 +100,7 @@ def stack_problems():
                 f'torch {version} is older than the {".".join(map(str, MIN_TORCH))} mmdsnet '
                 'needs. Fix: install torch >= 2.1 with a torchvision and an mmcv built for it '
                 f'(README.md, "Installing into an existing environment"); {MMCV_FIX}.')
-        elif not _in_range(version, spec):
+        elif not in_range(version, spec):
             fix = MMCV_FIX if distribution == 'mmcv' else f'pip install {wanted}'
             problems.append(f'{distribution} {version} is installed, but mmdsnet needs '
                             f'{distribution}{spec}. Fix: {fix}.')

@@ -64,3 +64,23 @@ def test_check_env_says_when_mmcv_ops_do_not_load(run_python):
     assert "mmcv's compiled ops: ModuleNotFoundError: import of mmcv.ops halted" in result.stdout
     assert "mmdsnet cannot run here until these are fixed:\n  - mmcv's compiled ops do not " \
            'work (ModuleNotFoundError' in result.stdout
+
+
+def test_check_env_names_what_stops_the_segmentation_configs(run_python):
+    # mmsegmentation 1.2.2 imports ftfy and regex without declaring them: a plain
+    # `pip install mmsegmentation` leaves every segmentation config unbuildable.
+    result = run_python('import sys\n'
+                        "sys.modules['ftfy'] = None  # not installed\n"
+                        'from mmdsnet.check_env import main\n'
+                        'sys.exit(main())\n')
+    assert result.returncode == 0, result.stdout + result.stderr  # optional: not a failure
+    version = importlib.metadata.version('mmsegmentation')
+    assert f'  mmsegmentation  {version}' in result.stdout
+    assert (f'Segmentation configs cannot run: mmsegmentation {version} does not import its '
+            "models (ModuleNotFoundError: import of ftfy halted; None in sys.modules). Fix: "
+            'pip install "mmsegmentation>=1.2.2,<1.3" "ftfy" "regex".') in result.stdout
+
+
+def test_check_env_reports_an_installed_segmentation_stack_as_usable():
+    from mmdsnet.check_env import segmentation_status
+    assert segmentation_status() == (True, importlib.metadata.version('mmsegmentation'))

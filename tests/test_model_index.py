@@ -29,6 +29,10 @@ def detection_models():
     return model_index.load_metafile(model_index.DETECTION_METAFILE)['Models']
 
 
+def segmentation_models():
+    return model_index.load_metafile(model_index.SEGMENTATION_METAFILE)['Models']
+
+
 @pytest.fixture(scope='module')
 def tiny_pdparams(tmp_path_factory):
     state_dict = releases.random_release_state_dict()
@@ -99,15 +103,29 @@ def test_metafile_models_name_their_config_and_arch():
         assert model['Weights'] == model['Converted From']['Weights']
 
 
-def test_detection_metafile_names_existing_configs_and_reports_nothing_unmeasured():
-    models = detection_models()
-    assert len({model['Name'] for model in models}) == len(models) == 4
+@pytest.mark.parametrize('models, number', [(detection_models, 4), (segmentation_models, 4)],
+                         ids=['coco', 'ade20k'])
+def test_dense_metafiles_name_existing_configs_and_report_nothing_unmeasured(models, number):
+    models = models()
+    assert len({model['Name'] for model in models}) == len(models) == number
     for model in models:
         assert (REPO_ROOT / model['Config']).is_file(), model['Config']
         assert 'Results' not in model and 'Weights' not in model, model['Name']
     with open(model_index.MODEL_INDEX) as file:
-        assert yaml.safe_load(file)['Import'] == ['configs/metafile.yml',
-                                                  'configs/metafile_coco.yml']
+        assert yaml.safe_load(file)['Import'] == [
+            'configs/metafile.yml', 'configs/metafile_coco.yml', 'configs/metafile_ade20k.yml']
+
+
+def test_segmentation_metafile_agrees_with_the_configs():
+    for model in segmentation_models():
+        config = Config.fromfile(REPO_ROOT / model['Config'])
+        arch = re.search(r'dsnet-([a-z]+)_', model['Name']).group(1)
+        assert config.model.backbone.arch == arch, model['Name']
+        assert model['Metadata']['Iterations'] == config.train_cfg.max_iters
+        assert model['Metadata']['Batch Size'] == 8 * config.train_dataloader.batch_size
+        assert model['Metadata']['Crop Size'] == str(config.crop_size)
+        head = config.model.decode_head.type
+        assert {'UPerHead': 'UPerNet', 'FPNHead': 'Semantic FPN'}[head] == model['In Collection']
 
 
 def test_readme_model_zoo_tables_are_rendered_from_the_metafiles():

@@ -18,6 +18,10 @@ MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0           # the newest mmcv that mmdet 3.3.0 accepts (< 2.2)
 MMPRETRAIN_VERSION=1.2.0
 MMDET_VERSION=3.3.0
+MMSEG_VERSION=1.2.2          # the newest mmsegmentation; it accepts mmcv 2.0-2.1 and mmengine 0.10
+# mmseg 1.2.2 imports ftfy and regex at `import mmseg.models` (for its text models) but does not
+# declare them: without them no segmentation config builds.
+MMSEG_UNDECLARED=(ftfy regex)
 PYCOCOTOOLS_SPEC='pycocotools>=2.0.8'   # older releases break on numpy 2
 SETUPTOOLS_SPEC='setuptools>=60,<70'    # mmcv's build and mmengine's mmdet:: configs need pkg_resources
 # tensorboard: the training tools can log to it
@@ -154,8 +158,9 @@ else
   "$PY" -c 'import mmcv.ops' || die "mmcv installed but its compiled ops do not load"
 fi
 
-step "mmpretrain $MMPRETRAIN_VERSION, mmdet $MMDET_VERSION, pycocotools"
+step "mmpretrain $MMPRETRAIN_VERSION, mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, pycocotools"
 ensure "mmpretrain and mmdet" "mmpretrain==$MMPRETRAIN_VERSION" "mmdet==$MMDET_VERSION" "$PYCOCOTOOLS_SPEC"
+ensure mmsegmentation "mmsegmentation==$MMSEG_VERSION" "${MMSEG_UNDECLARED[@]}"
 
 if [ "$WITH_TESTS" = 1 ]; then
   step "test tools"
@@ -168,6 +173,6 @@ if (cd / && "$PY" -c 'import mmdsnet, sys; sys.exit(not mmdsnet.__file__.startsw
 else
   pip_install mmdsnet --no-deps --no-build-isolation -e "$ROOT"
 fi
-(cd / && "$PY" -c 'import mmdsnet, mmcv.ops, mmdet, mmpretrain') || die "the stack is installed but does not import"
+(cd / && "$PY" -c 'import mmdsnet, mmcv.ops, mmdet, mmpretrain, mmseg.models') || die "the stack is installed but does not import"
 echo
 echo "ready: $VENV (activate with: source $VENV/bin/activate)"

@@ -1,5 +1,6 @@
 """The generated shapes set: valid COCO, masks that match the pixels, deterministic, and read by
-the quickstart config's dataset with the right classes."""
+the quickstart config's dataset with the right classes; the semantic set in ADE20K's layout,
+painted from the same shapes."""
 import json
 import os
 
@@ -8,7 +9,9 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from mmdsnet.datasets import SHAPES_CLASSES, write_shapes_dataset, write_shapes_split
+from mmdsnet.datasets import (SHAPES_CLASSES, SHAPES_SEMANTIC_CLASSES, write_shapes_dataset,
+                              write_shapes_semantic_dataset, write_shapes_semantic_split,
+                              write_shapes_split)
 from mmdsnet.datasets.shapes import MIN_COLOR_DISTANCE, NOISE_STD
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,3 +118,71 @@ def test_quickstart_dataset_reads_every_instance_with_its_class(shapes):
         scale = np.prod(sample.scale_factor)
         assert gt.masks.areas.tolist() == pytest.approx(
             [ann['area'] * scale for ann in anns], rel=0.1)
+
+
+@pytest.fixture(scope='module')
+def semantic(tmp_path_factory):
+    root = tmp_path_factory.mktemp('shapes_ade')
+    return str(root), write_shapes_semantic_dataset(str(root), num_train=4, num_val=6,
+                                                    image_size=96)
+
+
+def test_semantic_set_has_the_ade20k_layout_and_labels(semantic):
+    root, folders = semantic
+    assert folders == {split: (os.path.join(root, 'images', split),
+                               os.path.join(root, 'annotations', split))
+                       for split in ('training', 'validation')}
+    assert SHAPES_SEMANTIC_CLASSES == ('background', 'circle', 'triangle', 'rectangle')
+    for split, num_images in (('training', 4), ('validation', 6)):
+        image_dir, ann_dir = folders[split]
+        names = [f'{index:06d}' for index in range(num_images)]
+        assert sorted(os.listdir(image_dir)) == [name + '.jpg' for name in names]
+        assert sorted(os.listdir(ann_dir)) == [name + '.png' for name in names]
+        for name in names:
+            assert cv2.imread(os.path.join(image_dir, name + '.jpg')).shape == (96, 96, 3)
+            labels = cv2.imread(os.path.join(ann_dir, name + '.png'), cv2.IMREAD_UNCHANGED)
+            assert labels.shape == (96, 96) and labels.dtype == np.uint8
+            # 1 background, 2-4 shapes; 0 (unlabelled in ADE20K) unused
+            assert 1 in labels and 2 <= labels.max() <= 4 and labels.min() >= 1
+
+
+def test_semantic_labels_are_the_instances_of_the_same_images(semantic, shapes):
+    """The validation split draws the images of the instance set's val split (same seed): its
+    label maps hold each instance's class where its COCO mask is, and the images match."""
+    root, folders = semantic
+    coco_root, ann_files = shapes
+    coco = COCO(ann_files['val'])
+    for image in coco.imgs.values():
+        name = image['file_name'][:-len('.png')]
+        labels = cv2.imread(os.path.join(folders['validation'][1], name + '.png'),
+                            cv2.IMREAD_UNCHANGED)
+        jpeg = cv2.imread(os.path.join(folders['validation'][0], name + '.jpg')).astype(float)
+        png = cv2.imread(os.path.join(coco_root, 'val', image['file_name'])).astype(float)
+        assert np.abs(jpeg - png).mean() < NOISE_STD  # only JPEG's loss
+        masks = {label: np.zeros(labels.shape, bool) for label in (2, 3, 4)}
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image['id'])):
+            masks[ann['category_id'] + 1] |= coco.annToMask(ann).astype(bool)
+        # Equal up to the outline: cv2.fillPoly paints up to 2 pixels beyond pycocotools' masks.
+        near_a_shape = np.zeros(labels.shape, bool)
+        for label, mask in masks.items():
+            inner, outer = (morph(mask.astype(np.uint8), np.ones((5, 5))).astype(bool)
+                            for morph in (cv2.erode, cv2.dilate))
+            assert (labels[inner] == label).all() and not (labels[~outer] == label).any()
+            near_a_shape |= outer
+        assert (labels[~near_a_shape] == 1).all()
+
+
+def test_semantic_set_is_reproducible(tmp_path, semantic):
+    root, _ = semantic
+    write_shapes_semantic_split(str(tmp_path), 'validation', num_images=3, image_size=96)
+    write_shapes_semantic_split(str(tmp_path / 'seed1'), 'validation', 3, image_size=96, seed=1)
+    for kind, suffix in (('images', '.jpg'), ('annotations', '.png')):
+        for index in range(3):
+            path = os.path.join(kind, 'validation', f'{index:06d}{suffix}')
+            with open(tmp_path / path, 'rb') as mine, open(os.path.join(root, path),
+                                                           'rb') as theirs:
+                assert mine.read() == theirs.read()
+    seed1 = cv2.imread(str(tmp_path / 'seed1' / 'annotations' / 'validation' / '000000.png'))
+    assert (seed1 != cv2.imread(str(tmp_path / 'annotations' / 'validation' / '000000.png'))).any()
+    with pytest.raises(ValueError, match='split'):
+        write_shapes_semantic_split(str(tmp_path), 'val', 1)

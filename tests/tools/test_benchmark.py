@@ -1,10 +1,12 @@
 """Smoke tests of tools/benchmarks/benchmark.py, resize_probe.py and conv_weight_layout.py at tiny
-sizes: the JSON they write (its fields, each figure in the unit its name gives, ratios and
-throughputs consistent with the times in the same row), no timing targets."""
+sizes: the JSON they write (its command line and load averages, its fields, each figure in the
+unit its name gives, ratios and throughputs consistent with the times in the same row), no timing
+targets."""
 import inspect
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ MACHINE_FIELDS = {'device', 'torch', 'python', 'cpu', 'cpu_count', 'threads'}
 CLASSIFICATION_FIELDS = {'what', 'model', 'compiled', 'params_m', 'infer_batch', 'infer_img_s',
                          'infer_ms', 'infer_peak_gb', 'train_batch', 'train_img_s', 'train_ms',
                          'train_peak_gb'}
-# The rows of a model measured in its own process (--what dense / detector).
+# The rows of a model measured in its own process (--what dense / detector / segmentor).
 ISOLATED_FIELDS = {'what', 'model', 'compiled', 'input', 'params_m', 'time_vs_swin', 'memory',
                    'mem_before_gb', 'peak_gb', 'mem_vs_swin'}
 
@@ -46,8 +48,9 @@ def worker_commands(monkeypatch):
 
 
 def run_benchmark(benchmark, tmp_path, *argv):
-    """``benchmark.py argv --out ...``: its rows, the JSON report it wrote (checked: the rows,
-    the machine and the settings of this command line) and the seconds the run took."""
+    """``benchmark.py argv --out ...``: its rows, the JSON report it wrote (checked: the command
+    line, the rows, the machine with its load averages and the settings of this command line) and
+    the seconds the run took."""
     out = tmp_path / 'benchmark.json'
     argv = [*argv, '--out', str(out)]
     start = time.perf_counter()
@@ -55,10 +58,14 @@ def run_benchmark(benchmark, tmp_path, *argv):
     seconds = time.perf_counter() - start
     report = json.loads(out.read_text())
     assert report['results'] == rows
+    assert report['command'] == shlex.join(['python', 'tools/benchmarks/benchmark.py', *argv])
     expected = {key: value for key, value in vars(benchmark.parse_args(argv)).items()
                 if key not in ('out', 'worker')}
     assert MACHINE_FIELDS <= set(report['machine'])
     assert report['machine']['device'] == expected['device']
+    for key in ('load_avg_start', 'load_avg_end'):  # uptime's 1-, 5- and 15-minute averages
+        load = report['machine'][key]
+        assert len(load) == 3 and all(0 <= value < 1000 for value in load), (key, load)
     assert set(report['settings']) == set(expected)
     # --what flops fills in the plot's default path.
     assert {key: value for key, value in report['settings'].items() if key != 'plot'} == {
@@ -198,6 +205,50 @@ def test_detector_steps_in_fresh_processes_beside_swin(benchmark, tmp_path, monk
                          worker_commands)
     assert all(set(row) == ISOLATED_FIELDS | {'step_ms', 'padded'} for row in rows)
     assert all(row['input'] == '1x3x120x150' and row['padded'] == '128x160' for row in rows)
+
+
+def test_segmentor_steps_in_fresh_processes_beside_swin(benchmark, tmp_path, monkeypatch,
+                                                        worker_commands):
+    """UperNet and Semantic FPN with DSNet-T (the tiny configs) beside MMSegmentation's Swin-T
+    UperNet, each training step at 2 x 64 x 64 in its own process."""
+    models = ['upernet_dsnet_tiny', 'fpn_dsnet_tiny', 'upernet_swin_tiny']
+    monkeypatch.chdir(tmp_path)  # the repository's own configs are found from the script
+    # One thread in each measuring process: two on two cores stall whenever anything else runs.
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    rows, report, seconds = run_benchmark(
+        benchmark, tmp_path, '--device', 'cpu', '--what', 'segmentor', '--seg-models', *models,
+        '--seg-size', '64', '64', '--warmup', '0', '--repeats', '1')
+
+    assert_isolated_rows(rows, report, seconds, models, 'step_ms', 'upernet_swin_tiny',
+                         worker_commands)
+    assert all(set(row) == ISOLATED_FIELDS | {'step_ms'} for row in rows)
+    # --seg-batch: 2 by default; not padded to the configs' 512 x 512 crop.
+    assert all(row['input'] == '2x3x64x64' for row in rows)
+    upernet, fpn, swin = (row['params_m'] for row in rows)
+    assert fpn < upernet < swin  # the Semantic FPN head is far lighter than UperNet's
+    assert report['settings']['seg_batch'] == 2
+
+
+def test_rounds_take_turns_and_keep_each_models_median_round(benchmark, monkeypatch):
+    """--rounds 3: the models measured in turn (A, B, A, B, A, B), each keeping the row of its
+    median round, with every round's time; the ratios from those rows."""
+    times = {'upernet_dsnet_small': [30., 10., 20.], 'upernet_swin_tiny': [25., 15., 35.]}
+    calls = []
+
+    def fake_run_in_child(what, name, args, compiled):
+        calls.append(name)
+        step_ms = times[name][calls.count(name) - 1]
+        return dict(what=what, model=name, compiled=compiled, step_ms=step_ms,
+                    peak_gb=step_ms / 10)
+
+    monkeypatch.setattr(benchmark, 'run_in_child', fake_run_in_child)
+    args = benchmark.parse_args(['--device', 'cpu', '--what', 'segmentor', '--rounds', '3'])
+    dsnet, swin = benchmark.bench_isolated('segmentor', list(times), args)
+
+    assert calls == list(times) * 3
+    assert (dsnet['step_ms'], dsnet['peak_gb'], dsnet['step_ms_rounds']) == (20, 2, [30, 10, 20])
+    assert (swin['step_ms'], swin['peak_gb'], swin['step_ms_rounds']) == (25, 2.5, [25, 15, 35])
+    assert (dsnet['time_vs_swin'], dsnet['mem_vs_swin']) == (0.8, 0.8)
 
 
 def test_flops_table_and_plot(benchmark, tmp_path, capsys):

@@ -49,3 +49,11 @@ def test_docs_name_no_issue_numbers():
              for number, line in enumerate(path.read_text().splitlines(), 1)
              if ISSUE.search(line)]
     assert not found, 'issue references in the docs:\n' + '\n'.join(found)
+
+
+def test_readme_states_the_segmentation_quickstart_as_measured(docs_numbers):
+    """README's one sentence of measured figures (too short for a generated block)."""
+    first_run = docs_numbers.load('cpu/quickstart_seg.json')['runs']['run1']
+    readme = ' '.join((REPO_ROOT / 'README.md').read_text().split())
+    assert (f"{docs_numbers.num(first_run['wall_s'] / 60, 1)} minutes on 2 shared cores, "
+            f"held-out mIoU {docs_numbers.num(first_run['val_mIoU'], 1)}%") in readme

@@ -1,6 +1,7 @@
 """Inference on a DSNet-tiny digits checkpoint (random weights): MMPretrain's
 ImageClassificationInferencer, tools/demo/image_demo.py, and tools/deploy/export_onnx.py with
-onnxruntime matching PyTorch at batch sizes and image sizes other than the traced one."""
+onnxruntime matching PyTorch at batch sizes and image sizes other than the traced one; and
+tools/demo/seg_demo.py on a DSNet-tiny UperNet checkpoint (random weights, ADE20K classes)."""
 import os
 import re
 import subprocess
@@ -14,13 +15,19 @@ import onnxruntime
 import pytest
 import torch
 from mmpretrain.apis import ImageClassificationInferencer, get_model
+from mmseg.apis import init_model
+from mmseg.datasets import ADE20KDataset
 from PIL import Image
 
 from mmdsnet.datasets import DIGITS_CLASSES, write_digits
+from mmdsnet.launch import load_config
 from mmdsnet.models import DSNet
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO_ROOT, 'configs', 'quickstart', 'dsnet_tiny_digits.py')
+SEG_CONFIG = os.path.join(REPO_ROOT, 'configs', 'upernet_dsnet_tiny_ade20k.py')
+# The segmentation demo infers at a short side of 64 instead of the config's 512: a second.
+SEG_OPTIONS = ('--cfg-options', 'test_pipeline.1.scale=(256,64)')
 
 
 def run_tool(path, *args, cwd):
@@ -103,3 +110,51 @@ def test_export_onnx_matches_pytorch(workspace):
         logits = session.run(['logits'], {'input': inputs.numpy()})[0]
         assert logits.shape == (shape[0], 10)
         np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-4, err_msg=str(shape))
+
+
+@pytest.fixture(scope='module')
+def seg_workspace(tmp_path_factory):
+    """``random.pth``, a Runner-style checkpoint of the DSNet-tiny UperNet with the ADE20K classes
+    and palette, and ``image.png``, 48 x 64 pixels of colour gradients."""
+    root = tmp_path_factory.mktemp('seg_inference')
+    torch.manual_seed(0)
+    model = init_model(load_config(SEG_CONFIG), device='cpu')  # no weights: random ones
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(ADE20KDataset.METAINFO))), root / 'random.pth')
+    rows, columns = np.mgrid[0:48, 0:64]
+    image = np.stack([rows * 5, columns * 4, 255 - rows * 2 - columns * 2], axis=-1)
+    Image.fromarray(image.astype(np.uint8)).save(root / 'image.png')
+    return root
+
+
+def test_seg_demo_draws_a_coloured_mask_over_the_image(seg_workspace):
+    out_file = seg_workspace / 'drawn.png'
+    opacity = 0.6
+    output = run_tool('demo/seg_demo.py', seg_workspace / 'image.png', SEG_CONFIG,
+                      seg_workspace / 'random.pth', '--out', out_file, '--opacity', opacity,
+                      *SEG_OPTIONS, cwd=seg_workspace)
+
+    # One line per predicted class, with the share of the image it covers.
+    shares = re.findall(r'^ *(.+?) +([\d.]+)%$', output, re.MULTILINE)
+    assert shares and all(name in ADE20KDataset.METAINFO['classes'] for name, _ in shares)
+    assert sum(float(share) for _, share in shares) == pytest.approx(100, abs=0.1 * len(shares))
+    with Image.open(out_file) as drawn, Image.open(seg_workspace / 'image.png') as plain:
+        assert drawn.size == plain.size == (64, 48)
+        drawn = np.asarray(drawn.convert('RGB'), dtype=float)
+        plain = np.asarray(plain.convert('RGB'), dtype=float)
+    # Each pixel is the image blended with its class's palette colour (truncated to integers),
+    # but where a class name is written.
+    mask = (drawn - (1 - opacity) * plain) / opacity
+    palette = np.array(ADE20KDataset.METAINFO['palette'], dtype=float)
+    distance = np.abs(mask[:, :, None] - palette).max(axis=-1).min(axis=-1)
+    assert (distance <= 1 / opacity).mean() > 0.8
+    assert (np.abs(drawn - plain).max(axis=-1) > 5).mean() > 0.8
+
+
+def test_seg_demo_names_a_missing_file(seg_workspace):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, 'tools', 'demo', 'seg_demo.py'), 'missing.png',
+         SEG_CONFIG, str(seg_workspace / 'random.pth')], cwd=seg_workspace, capture_output=True,
+        text=True, timeout=600, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+    assert result.returncode == 2
+    assert "image file 'missing.png' not found" in result.stderr

@@ -63,6 +63,9 @@ CONDITIONS = {
     'cpu/compile_dense_profile_400x672.json': Run('2026-12-04', 'idle'),
     'cpu/compile_dense_profile_800x1344.json': Run('2026-12-04', 'idle'),
     'cpu/compile_digits.json': Run('', 'not idle'),
+    'cpu/segmentor_cpu.json': Run('2026-12-04', 'idle but for this run (its load averages, '
+                                  'in the JSON, 1.6-1.9 on 2 cores)'),
+    'cpu/quickstart_seg.json': Run('', 'not idle: CPU benchmarks and tests shared the cores'),
     'cpu/op_count.json': Run('2026-12-04', 'the load does not change a count',
                              "this project's 2-core CPU"),
     FLOPS: Run(DATES[FLOPS], 'the load does not change a count'),
@@ -394,6 +397,24 @@ def render_compile_digits(data: dict) -> List[str]:
         f"  took {num(compiled['wall_s'])} s against {num(eager['wall_s'])} s, nearly all of it "
         'the first, cold compile of the training and',
         '  evaluation graphs, on cores shared with a test suite.']
+
+
+@block('cpu/segmentor_cpu.json')
+def render_cpu_segmentor(data: dict) -> List[str]:
+    return table(['segmentor', 'ms', 'vs Swin-T', 'peak GB', 'vs Swin-T'], 'lrrrr',
+                 cpu_ratio_rows(data, 'step_ms'))
+
+
+@block('cpu/quickstart_seg.json')
+def render_quickstart_seg(data: dict) -> List[str]:
+    runs = data['runs'].values()
+    classes = list(next(iter(runs))['val_per_class'])
+    rows = [[name, num(run['wall_s'] / 60, 1), num(run['val_mIoU'], 1), num(run['val_mAcc'], 1),
+             num(run['val_aAcc'], 1),
+             *(num(run['val_per_class'][name]['IoU'], 1) for name in classes)]
+            for name, run in data['runs'].items()]
+    return table(['run', 'min', 'mIoU', 'mAcc', 'aAcc', *(f'IoU {name}' for name in classes)],
+                 'l' + 'r' * (4 + len(classes)), rows)
 
 
 def render(name: str, indent: str) -> List[str]:

@@ -63,6 +63,9 @@ LABELS = {
     'swin_tiny_patch4_window7_224': 'Swin-T',
     'pvt_v2_b2': 'PVT-v2-b2',
     'convnext_tiny': 'ConvNeXt-T',
+    'upernet_dsnet_small': 'UperNet DSNet-S',
+    'upernet_swin_tiny': 'UperNet Swin-T',
+    'fpn_dsnet_small': 'Semantic FPN DSNet-S',
     'deit_small_patch16_224': 'DeiT-S',
 }
 # Where each model's published top-1 is: a metafile (this repository's, or the installed

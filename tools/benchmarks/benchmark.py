@@ -20,6 +20,14 @@ Measurements (``--what``, any of them in one run):
   ``--det-size`` (random boxes and box-shaped masks, seeded). The data preprocessor pads the batch
   to a multiple of 32 (1333 -> 1344), shown in the ``padded`` column. ``--dsnet-options`` also
   apply to the DSNet configs' backbones.
+- ``segmentor``: the segmentation counterpart of ``detector``: one training step (as there) of
+  ``--seg-models``, by default UperNet with DSNet-S (``configs/upernet_dsnet_small_ade20k.py``)
+  beside MMSegmentation's Swin-T UperNet config
+  (``swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512``), optionally the DSNet-T
+  UperNet and the DSNet-T/S Semantic FPN configs, with ``--seg-batch`` synthetic images of
+  ``--seg-size`` (default 2 x 512 x 512, the configs' crop) and random per-pixel labels of the
+  150 ADE20K classes. The heads' SyncBN runs as BN (one process, as MMEngine's Runner reverts
+  it when not distributed); ``--dsnet-options`` apply to the DSNet backbones.
 - ``flops``: FLOPs of the backbones alone, batch 1, at each of ``--flops-sizes`` (default 224x224,
   512x512, 800x1344, 1024x2048) for ``--flops-models`` (DSNet-T/S/B, ResNet-50, Swin-T, PVT-v2-b2),
   plus DSNet-S with its global grid capped at ``--flops-global-cap`` tokens
@@ -33,21 +41,25 @@ Measurements (``--what``, any of them in one run):
   fresh process with an empty inductor cache and then in another one with that cache filled
   (:func:`bench_compile_cache`).
 
-With ``--compile`` every classification, dense and detector model is measured eager and compiled
-in the same run; each compiled row has the time of its first (compiling) call and the speed-up
-over its eager row (``*_speedup``: eager time / compiled time).
+With ``--compile`` every classification, dense, detector and segmentor model is measured eager
+and compiled in the same run; each compiled row has the time of its first (compiling) call and
+the speed-up over its eager row (``*_speedup``: eager time / compiled time).
 
 The global stream's resizes are timed by ``tools/benchmarks/resize_probe.py``, which uses this
 script's timer.
 
 Each time is the median of ``--repeats`` timed runs after ``--warmup`` untimed ones, timed with
-CUDA events on a GPU. Peak memory in the dense and detector modes is
-``torch.cuda.max_memory_allocated`` on a GPU (models measured one after another in this process).
+CUDA events on a GPU. With ``--rounds N`` the dense, detector and segmentor models take turns N
+times, each in a fresh process on the CPU, and each model keeps its median round, so that other
+work on a shared machine slows each model alike. Peak memory in the dense, detector and
+segmentor modes is ``torch.cuda.max_memory_allocated`` on a GPU (models measured one after
+another in this process).
 On the CPU every model is measured in a fresh child process (this script with ``--worker``), and
 ``peak_gb`` is that process's peak resident set size; ``mem_before_gb`` is its resident set just
 before the first step (interpreter, imports, model, data), so ``peak_gb - mem_before_gb`` is the
 steps' own share. ``time_vs_swin`` and ``mem_vs_swin`` are the ratios to the Swin-T row of the
-same run. Prints a table and writes JSON with the machine and the settings (``--out``)::
+same run. Prints a table and writes JSON with the command line, the machine (with the load
+averages at the start and at the end of the run) and the settings (``--out``)::
 
     python tools/benchmarks/benchmark.py --device cuda --dtype bf16 --batch 256 \
         --train-batch 128 --channels-last --out work_dirs/benchmark.json
@@ -57,6 +69,9 @@ same run. Prints a table and writes JSON with the machine and the settings (``--
         --repeats 3 --out work_dirs/dense_cpu.json
     python tools/benchmarks/benchmark.py --device cpu --what detector --det-batch 1 --warmup 1 \
         --repeats 3 --out work_dirs/detector_cpu.json
+    python tools/benchmarks/benchmark.py --device cpu --what segmentor --rounds 3 --warmup 1 \
+        --repeats 3 --seg-models upernet_dsnet_small upernet_swin_tiny fpn_dsnet_small \
+        --out work_dirs/segmentor_cpu.json
     python tools/benchmarks/benchmark.py --device cpu --what flops --out work_dirs/flops.json
     python tools/benchmarks/benchmark.py --device cpu --what classification dense --compile \
         --models dsnet_small --batch 8 --train-batch 8 --dense-models dsnet_small swin_tiny
@@ -68,6 +83,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -99,19 +115,29 @@ DETECTOR_CONFIGS = {
     'mask_rcnn_r50': 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
     'mask_rcnn_swin_tiny': 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
 }
+SEGMENTOR_CONFIGS = {
+    'upernet_dsnet_tiny': 'configs/upernet_dsnet_tiny_ade20k.py',
+    'upernet_dsnet_small': 'configs/upernet_dsnet_small_ade20k.py',
+    'fpn_dsnet_tiny': 'configs/fpn_dsnet_tiny_ade20k.py',
+    'fpn_dsnet_small': 'configs/fpn_dsnet_small_ade20k.py',
+    'upernet_swin_tiny':
+    'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
+}
+SEGMENTOR_MODELS = ('upernet_dsnet_small', 'upernet_swin_tiny')
 DENSE_MODELS = ('dsnet_tiny', 'dsnet_small', 'resnet50', 'swin_tiny')
 FLOPS_MODELS = ('dsnet_tiny', 'dsnet_small', 'dsnet_base', 'resnet50', 'swin_tiny', 'pvt_v2_b2')
 FLOPS_SIZES = ('224x224', '512x512', '800x1344', '1024x2048')
 # The row every other row of a mode is compared with, and the time column of the mode.
-REFERENCE = {'dense': 'swin_tiny', 'detector': 'mask_rcnn_swin_tiny'}
-TIME_KEY = {'dense': 'fwd_bwd_ms', 'detector': 'step_ms'}
+REFERENCE = {'dense': 'swin_tiny', 'detector': 'mask_rcnn_swin_tiny',
+             'segmentor': 'upernet_swin_tiny'}
+TIME_KEY = {'dense': 'fwd_bwd_ms', 'detector': 'step_ms', 'segmentor': 'step_ms'}
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--what', nargs='+', default=['classification', 'dense'],
-                        choices=['classification', 'dense', 'detector', 'flops',
+                        choices=['classification', 'dense', 'detector', 'segmentor', 'flops',
                                  'compile_cache'])
     parser.add_argument('--models', nargs='+', default=None,
                         help='classification models (default: DSNet archs and the installed '
@@ -139,6 +165,14 @@ def parse_args(argv=None):
                         metavar=('H', 'W'),
                         help='detector image size; padded to a multiple of 32 by the data '
                         'preprocessor (800 x 1333 runs as 800 x 1344)')
+    parser.add_argument('--seg-models', nargs='+', default=list(SEGMENTOR_MODELS),
+                        choices=list(SEGMENTOR_CONFIGS), metavar='NAME',
+                        help=f'segmentor configs, of {list(SEGMENTOR_CONFIGS)} '
+                        '(default: %(default)s)')
+    parser.add_argument('--seg-batch', type=int, default=2,
+                        help='images per segmentor step (default: %(default)s)')
+    parser.add_argument('--seg-size', type=int, nargs=2, default=[512, 512], metavar=('H', 'W'),
+                        help='segmentor image size, the configs\' crop (default: %(default)s)')
     parser.add_argument('--flops-models', nargs='+', default=list(FLOPS_MODELS),
                         help='flops-mode backbones, as for --dense-models (default: %(default)s)')
     parser.add_argument('--flops-sizes', nargs='+', default=list(FLOPS_SIZES), metavar='HxW',
@@ -162,19 +196,23 @@ def parse_args(argv=None):
         help='torch.compile: `both` (what --compile alone means) measures every model eager and '
         'compiled in this run, the compiled row with its speed-up over the eager one and the '
         'time of its first, compiling, step; `only` the compiled rows. Classifiers and dense '
-        'backbones compile whole; detectors compile their backbone, as '
-        "training with the configs' compile switch does (mmdsnet.engine.compile)")
+        'backbones compile whole; detectors and segmentors compile their backbone, as training '
+        "with the configs' compile switch does (mmdsnet.engine.compile)")
     parser.add_argument('--compile-backend', default='inductor',
                         help='torch.compile backend of the compiled rows (default: %(default)s)')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='dense, detector and segmentor modes: measure the models in turn '
+                        'this many times, each keeping its median round (default: %(default)s)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--skip-train', action='store_true', help='inference only')
     parser.add_argument('--profile', action='store_true',
                         help='also profile 3 steps of each measurement (inference and training '
-                        'of each classifier, each dense backbone and detector) and print the '
-                        'operators that take the most time')
+                        'of each classifier, each dense backbone, detector and segmentor) and '
+                        'print the operators that take the most time')
     parser.add_argument('--out', help='write the results as JSON here')
-    # Internal: measure one dense/detector model in this (fresh) process; see run_in_child.
+    # Internal: measure one dense, detector or segmentor model in this (fresh) process; see
+    # run_in_child.
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     on_gpu = torch.device(args.device).type == 'cuda'
@@ -448,28 +486,42 @@ def setup_dense(name, args, compiled):
     return step, row
 
 
-def setup_detector(name, args, compiled):
-    """One Mask R-CNN training step, as MMEngine's (Amp)OptimWrapper runs it: the step, its row.
-    Compiled: the backbone, as the configs' ``compile`` switch compiles it."""
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
+def task_model_config(config, args):
+    """The ``model`` of a detection or segmentation config, for a training step from random
+    weights: no pretrained backbone, and ``--dsnet-options`` on a DSNet backbone."""
+    model_cfg = read_config(config).model
+    model_cfg.backbone.init_cfg = None
+    if model_cfg.backbone.type == 'DSNet':
+        model_cfg.backbone.update(args.dsnet_options)
+    return model_cfg
+
+
+def synthetic_batch(batch, height, width, annotate):
+    """``batch`` random uint8 images of ``height`` x ``width`` and their data samples, as a
+    dataloader hands them to ``train_step``; ``annotate(generator)`` makes each data sample
+    (from one seeded generator: the same data in every run)."""
+    generator = torch.Generator().manual_seed(0)
+    samples, images = [], []
+    for _ in range(batch):
+        samples.append(annotate(generator))
+        images.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
+                                    generator=generator))
+    return dict(inputs=images, data_samples=samples)
+
+
+def setup_train_step(scope, model_cfg, data, args, compiled):
+    """One training step on ``data`` of an MMDetection or MMSegmentation model, as MMEngine's
+    ``train_step`` runs it with an (Amp)OptimWrapper: AdamW, fp16 ``AmpOptimWrapper`` on CUDA,
+    fp32 ``OptimWrapper`` on CPU. SyncBN runs as BN (one process, as MMEngine's Runner reverts
+    it when not distributed). Compiled: the backbone, as the configs' ``compile`` switch
+    compiles it. Returns the step and the model's parameters in millions."""
+    from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
-    from mmengine.structures import InstanceData
 
     from mmdsnet.engine.compile import compile_backbone
 
-    cfg = read_config(DETECTOR_CONFIGS[name])
-    cfg.model.backbone.init_cfg = None
-    if cfg.model.backbone.type == 'DSNet':
-        cfg.model.backbone.update(args.dsnet_options)
-    model = build_in_scope('mmdet', cfg.model)
-    height, width = args.det_size
-    divisor = cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
-    row = dict(what='detector', model=name, compiled=compiled,
-               input=f'{args.det_batch}x3x{height}x{width}',
-               padded=f'{math.ceil(height / divisor) * divisor}x'
-               f'{math.ceil(width / divisor) * divisor}',
-               params_m=count_params_m(model))
+    model = revert_sync_batchnorm(build_in_scope(scope, model_cfg))
+    params_m = count_params_m(model)
     model = model.to(args.device).train()
     if compiled:
         compile_backbone(model, dict(backend=args.compile_backend))
@@ -477,9 +529,23 @@ def setup_detector(name, args, compiled):
     optim_wrapper = build_optim_wrapper(
         model, dict(type='AmpOptimWrapper' if on_gpu else 'OptimWrapper',
                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05)))
-    generator = torch.Generator().manual_seed(0)
-    samples, images = [], []
-    for _ in range(args.det_batch):
+
+    def step():
+        model.train_step(data, optim_wrapper)
+
+    return step, params_m
+
+
+def setup_detector(name, args, compiled):
+    """One Mask R-CNN training step (:func:`setup_train_step`) on synthetic images with random
+    boxes and box-shaped masks: the step and its row."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    height, width = args.det_size
+
+    def annotate(generator):
         sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
                                              pad_shape=(height, width), scale_factor=(1., 1.),
                                              batch_input_shape=(height, width)))
@@ -492,18 +558,48 @@ def setup_detector(name, args, compiled):
         sample.gt_instances = InstanceData(bboxes=boxes.to(args.device),
                                            labels=labels.to(args.device),
                                            masks=BitmapMasks(masks.numpy(), height, width))
-        samples.append(sample)
-        images.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8,
-                                    generator=generator))
-    data = dict(inputs=images, data_samples=samples)
+        return sample
 
-    def step():
-        model.train_step(data, optim_wrapper)
-
+    model_cfg = task_model_config(DETECTOR_CONFIGS[name], args)
+    step, params_m = setup_train_step(
+        'mmdet', model_cfg, synthetic_batch(args.det_batch, height, width, annotate), args,
+        compiled)
+    divisor = model_cfg.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1
+    row = dict(what='detector', model=name, compiled=compiled,
+               input=f'{args.det_batch}x3x{height}x{width}',
+               padded=f'{math.ceil(height / divisor) * divisor}x'
+               f'{math.ceil(width / divisor) * divisor}',
+               params_m=params_m)
     return step, row
 
 
-SETUPS = {'dense': setup_dense, 'detector': setup_detector}
+def setup_segmentor(name, args, compiled):
+    """One UperNet / Semantic FPN training step (:func:`setup_train_step`) on synthetic images
+    with random per-pixel labels of the config's classes: the step and its row. The data
+    preprocessor's ``size`` (the configs' 512 x 512 crop, which it pads to) is ``--seg-size``."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    height, width = args.seg_size
+    model_cfg = task_model_config(SEGMENTOR_CONFIGS[name], args)
+    model_cfg.data_preprocessor.size = (height, width)
+
+    def annotate(generator):
+        sample = SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
+                                             pad_shape=(height, width)))
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, model_cfg.decode_head.num_classes, (1, height, width), generator=generator))
+        return sample
+
+    step, params_m = setup_train_step(
+        'mmseg', model_cfg, synthetic_batch(args.seg_batch, height, width, annotate), args,
+        compiled)
+    row = dict(what='segmentor', model=name, compiled=compiled,
+               input=f'{args.seg_batch}x3x{height}x{width}', params_m=params_m)
+    return step, row
+
+
+SETUPS = {'dense': setup_dense, 'detector': setup_detector, 'segmentor': setup_segmentor}
 
 
 def measure(what, name, args, compiled):
@@ -564,23 +660,44 @@ def worker(spec_path):
 def bench_isolated(what, names, args):
     """Each model measured on its own, eager and/or compiled (``--compile``): in a fresh process
     on CPU, one after another here on a GPU; then the ratios to the reference (Swin-T, eager)
-    row and of the compiled rows to the eager ones."""
-    rows = []
-    for name in names:
-        for compiled in compile_modes(args):
-            if torch.device(args.device).type == 'cuda':
-                rows.append(row_or_error(
-                    what, name, args,
-                    lambda name=name, compiled=compiled: measure(what, name, args, compiled),
-                    compiled))
-                gc.collect()
-                torch.cuda.empty_cache()
-            else:
-                print(f'{what}: measuring {name} ({"compiled" if compiled else "eager"}) in a '
-                      'fresh process', flush=True)
-                rows.append(run_in_child(what, name, args, compiled))
-    add_compile_speedups(rows, [TIME_KEY[what]])
-    return add_ratios(rows, REFERENCE[what], TIME_KEY[what])
+    row and of the compiled rows to the eager ones. With ``--rounds N`` the models take turns N
+    times (A, B, A, B, ...), so that other work on the machine slows each of them alike, and each
+    keeps the row of its median round (:func:`median_round`)."""
+    time_key = TIME_KEY[what]
+    runs = {}
+    for round_index in range(args.rounds):
+        for name in names:
+            for compiled in compile_modes(args):
+                if torch.device(args.device).type == 'cuda':
+                    row = row_or_error(
+                        what, name, args,
+                        lambda name=name, compiled=compiled: measure(what, name, args, compiled),
+                        compiled)
+                    gc.collect()
+                    torch.cuda.empty_cache()
+                else:
+                    turn = f', round {round_index + 1} of {args.rounds}' if args.rounds > 1 else ''
+                    mode = 'compiled' if compiled else 'eager'
+                    print(f'{what}: measuring {name} ({mode}{turn}) in a fresh process',
+                          flush=True)
+                    row = run_in_child(what, name, args, compiled)
+                runs.setdefault((name, compiled), []).append(row)
+    rows = [median_round(rounds, time_key) if args.rounds > 1 else rounds[0]
+            for rounds in runs.values()]
+    add_compile_speedups(rows, [time_key])
+    return add_ratios(rows, REFERENCE[what], time_key)
+
+
+def median_round(rounds, time_key):
+    """Of one model's rows from several rounds, the row of the median ``time_key`` (the lower of
+    the two middle ones of an even number), with every successful round's time in round order
+    in ``<time_key>_rounds``; the first failed row if no round succeeded."""
+    measured = [row for row in rounds if 'error' not in row]
+    if not measured:
+        return rounds[0]
+    median = dict(sorted(measured, key=lambda row: row[time_key])[(len(measured) - 1) // 2])
+    median[f'{time_key}_rounds'] = [row[time_key] for row in measured]
+    return median
 
 
 def bench_compile_cache(names, args):
@@ -742,12 +859,23 @@ def settings(args):
     return {key: value for key, value in vars(args).items() if key not in ('out', 'worker')}
 
 
-def write_report(args, rows):
-    """The machine, the settings and the result rows as JSON, to ``--out`` if given."""
+def load_average():
+    """The machine's 1-, 5- and 15-minute load averages (``uptime``'s), or None where unknown."""
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def write_report(args, rows, command, load_at_start):
+    """The command line, the machine (with its load averages at the start and at the end of
+    the run: other work on the cores slows the steps), the settings and the result rows as JSON,
+    to ``--out`` if given."""
     if args.out:
+        info = dict(machine(args), load_avg_start=load_at_start, load_avg_end=load_average())
         with open(args.out, 'w') as file:
-            json.dump(dict(machine=machine(args), settings=settings(args), results=rows), file,
-                      indent=2)
+            json.dump(dict(command=command, machine=info, settings=settings(args),
+                           results=rows), file, indent=2)
 
 
 def print_table(rows):
@@ -761,6 +889,8 @@ def print_table(rows):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    load_at_start = load_average()
     args = parse_args(argv)
     if args.worker:
         worker(args.worker)
@@ -778,6 +908,8 @@ def main(argv=None):
         tables.append(bench_isolated('dense', args.dense_models, args))
     if 'detector' in args.what:
         tables.append(bench_isolated('detector', args.det_models, args))
+    if 'segmentor' in args.what:
+        tables.append(bench_isolated('segmentor', args.seg_models, args))
     if 'compile_cache' in args.what:
         tables.append(bench_compile_cache(args.dense_models, args))
     if 'flops' in args.what:
@@ -788,7 +920,8 @@ def main(argv=None):
         print_table(table)
         print()
         rows += table
-    write_report(args, rows)
+    command = shlex.join(['python', os.path.relpath(__file__, REPO_ROOT), *argv])
+    write_report(args, rows, command, load_at_start)
     return rows
 
 

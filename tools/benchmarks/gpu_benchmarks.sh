@@ -5,30 +5,34 @@
 #   bash tools/benchmarks/gpu_benchmarks.sh OUT_DIR [STEP...]
 #
 # STEPs (default: all, in this order): classification dense resize profile compile study
-# compile_train compile_dense tests detector compile_detector study_detector. study and
-# study_detector time the kernel choices of tools/benchmarks/kernel_study.py. The compile_* steps
-# measure every model eager and compiled in one run (benchmark.py --compile): compile_train the
-# classification training step (DSNet-T/S/B, Swin-T), compile_dense the dense forward + backward
-# at 2 x 800 x 1344, compile_detector the Mask R-CNN step with the backbone and neck compiled as
-# the configs' compile switch does; their compiles share one inductor cache
+# compile_train compile_dense tests segmentor detector compile_detector study_detector. study
+# and study_detector time the kernel choices of tools/benchmarks/kernel_study.py. The compile_*
+# steps measure every model eager and compiled in one run (benchmark.py --compile): compile_train
+# the classification training step (DSNet-T/S/B, Swin-T), compile_dense the dense forward +
+# backward at 2 x 800 x 1344, compile_detector the Mask R-CNN step with the backbone and neck
+# compiled as the configs' compile switch does. segmentor, likewise eager and compiled, the
+# UperNet training step at 2 x 512 x 512 of DSNet-S beside MMSegmentation's Swin-T, and the
+# DSNet-S Semantic FPN's. Their compiles share one inductor cache
 # ($INDUCTOR_CACHE, default /tmp/mmdsnet_inductor), so a second call on a warm machine skips
 # most of the compiling. For a short device budget, the issue-19 figures alone:
 #   bash tools/benchmarks/gpu_benchmarks.sh OUT compile_train compile_dense compile_detector
 # Without detector, compile_detector or study_detector, mmcv's CUDA ops are not built.
 #
-# Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet and their
-# small dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
+# Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet,
+# mmsegmentation (and ftfy and regex, which it imports without declaring them) and their small
+# dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
 # (mmcv-2.1.0.tar.gz). Only the Mask R-CNN step runs mmcv's compiled ops, and building them with
 # CUDA takes about 5 minutes, so the build runs in the background on the cores that the
-# benchmarks leave free, while classification and the backbones run against mmcv's Python code
-# with a placeholder for the compiled module (mmdet imports mmcv.ops; any call of an op would
-# raise). Each step has its own time limit; OUT_DIR gets one JSON per step and run.log.
+# benchmarks leave free, while classification, the backbones and the segmentors run against
+# mmcv's Python code with a placeholder for the compiled module (mmdet and mmseg import mmcv.ops;
+# any call of an op would raise). Each step has its own time limit; OUT_DIR gets one JSON per
+# step and run.log.
 set -uo pipefail
 
 OUT_DIR="${1:?usage: gpu_benchmarks.sh OUT_DIR [STEP...]}"
 shift
 STEPS=" ${*:-classification dense resize profile compile study compile_train compile_dense tests \
-  detector compile_detector study_detector} "
+  segmentor detector compile_detector study_detector} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -128,6 +132,8 @@ if wanted tests; then
     -k "attention or resize or upsample or channels_last" 2>&1 | tail -n 15
   log "end tests"
 fi
+wanted segmentor && run segmentor 420 "$NO_OPS" --what segmentor --seg-batch 2 \
+  --seg-models upernet_dsnet_small upernet_swin_tiny fpn_dsnet_small --compile
 
 if [ -n "$cuda_build" ]; then
   log "waiting for the CUDA build"

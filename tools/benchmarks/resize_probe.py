@@ -12,10 +12,14 @@ way up). Each time is the median of ``--repeats`` runs after ``--warmup``, with
 the two results. Prints a table and writes JSON like ``benchmark.py`` (``--out``).
 """
 import argparse
+import os
+import shlex
+import sys
 
 import torch
 import torch.nn.functional as F
-from benchmark import DTYPES, Timer, print_table, write_report  # beside this script
+from benchmark import (DTYPES, REPO_ROOT, Timer, load_average, print_table,  # beside this script
+                       write_report)
 
 from mmdsnet.models import DSNet
 from mmdsnet.models.layers import map_to_tokens, resize_bilinear, tokens_to_map
@@ -68,10 +72,13 @@ def probe(args, timer):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    load_at_start = load_average()
     rows = probe(args, Timer(args.device, args.warmup, args.repeats))
     print_table(rows)
-    write_report(args, rows)
+    command = shlex.join(['python', os.path.relpath(__file__, REPO_ROOT), *argv])
+    write_report(args, rows, command, load_at_start)
     return rows
 
 

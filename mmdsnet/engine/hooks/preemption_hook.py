@@ -5,10 +5,11 @@ import os.path as osp
 import signal
 
 import torch
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import all_reduce, barrier, is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from torch.utils.data import DataLoader
 
 from ..checkpoint_files import write_bytes_atomically
@@ -37,7 +38,11 @@ class PreemptionHook(Hook):
     ``--resume`` from such a checkpoint continues the interrupted epoch at its next batch: the
     rest of the epoch comes from the same sampler order without loading the batches already
     trained on, so a single-process run with main-process data loading ends with the weights
-    the uninterrupted run would have had.
+    the uninterrupted run would have had. An iteration-based loop over an ``InfiniteSampler``
+    (the segmentation configs) resumes the same way from any checkpoint: MMEngine would load
+    and augment every batch already trained on to skip it, which takes as long as data loading
+    did up to there and draws the augmentations' random numbers again, after RNGStateHook put
+    the generators back.
 
     Args:
         signals (tuple[str]): Names of the signals that stop training.
@@ -54,12 +59,14 @@ class PreemptionHook(Hook):
     def before_train(self, runner) -> None:
         for signum in self.signals:
             self._handlers_before[signum] = signal.signal(signum, self._on_signal)
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop) and loop.iter > 0:
+            _skip_trained_batches(loop)
         interrupted = self._interrupted_epoch
         if interrupted is None or (runner.epoch, runner.iter) != interrupted['at']:
             return  # not resumed from a checkpoint of ours (e.g. load_from)
-        loop = runner.train_loop
         if not isinstance(loop, EpochBasedTrainLoop):
-            return  # an iteration-based loop skips the batches it has trained on itself
+            return
         length = len(loop.dataloader)
         if interrupted['of'] != length:
             runner.logger.warning(
@@ -111,14 +118,31 @@ def _finish_interrupted_epoch(loop: EpochBasedTrainLoop, done: int) -> None:
     del loop.run_epoch  # the next epochs run as usual
     loop.runner.call_hook('before_train_epoch')
     loop.runner.model.train()
-    for idx, data_batch in enumerate(_rest_of_epoch(loop.dataloader, done), start=done):
+    for idx, data_batch in enumerate(_batches_after(loop.dataloader, done), start=done):
         loop.run_iter(idx, data_batch)
     loop.runner.call_hook('after_train_epoch')
     loop._epoch += 1
 
 
-def _rest_of_epoch(loader: DataLoader, done: int):
-    """Iterate the batches of ``loader``'s epoch after the first ``done``, without loading them.
+def _skip_trained_batches(loop: IterBasedTrainLoop) -> None:
+    """Let a resumed iteration-based loop skip its first ``loop.iter`` batches without loading
+    them, when its sampler is an ``InfiniteSampler`` (other samplers keep MMEngine's way).
+
+    The loop's own advance then draws ``None`` ``loop.iter`` times, and the batches after it
+    come in the order of the restored sampler seed.
+    """
+    sampler = getattr(loop.dataloader.batch_sampler, 'sampler', None)
+    if not isinstance(sampler, InfiniteSampler):
+        return
+    # The sampler's index stream started with the seed it was built with (and workers may have
+    # drawn from it already): start it again from the restored seed.
+    sampler.indices = sampler._indices_of_rank()
+    loop.dataloader_iterator = itertools.chain(
+        itertools.repeat(None, loop.iter), _batches_after(loop.dataloader, loop.iter))
+
+
+def _batches_after(loader: DataLoader, done: int):
+    """Iterate the batches of ``loader`` after its first ``done``, without loading those.
 
     The batches come from a second DataLoader with the same settings over the same batch sampler
     minus its first ``done`` batches. Starting an iterator draws its workers' base seed from
@@ -128,7 +152,7 @@ def _rest_of_epoch(loader: DataLoader, done: int):
     by_batch_sampler = {'batch_size', 'shuffle', 'sampler', 'batch_sampler', 'drop_last'}
     settings = {name: getattr(loader, name) for name in inspect.signature(DataLoader).parameters
                 if name not in by_batch_sampler and hasattr(loader, name)}
-    settings['persistent_workers'] = False  # its workers serve this one epoch
+    settings['persistent_workers'] = False  # its workers serve this one pass
     rest = DataLoader(batch_sampler=_SkipBatches(loader.batch_sampler, done), **settings)
     generator_state = torch.get_rng_state()
     batches = iter(rest)
