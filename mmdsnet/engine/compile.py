@@ -104,10 +104,12 @@ def compile_backbone(model: nn.Module, compile_kwargs: dict) -> None:
     deep copy of the model (MMEngine's EMA) calls it with the copy, and nothing else about the
     model changes: its modules, parameters and state-dict keys are the eager ones.
 
-    The first image size compiles a graph for that size. Once a batch of another height or
-    width comes (detection pads each batch to its own size), both sides are marked dynamic, so
-    the second compile serves every later size; dynamo left alone would mark only the side that
-    changed, and compile again for the first portrait batch after landscape ones.
+    The first batch shape compiles a graph for that shape. Once a batch of another size, height
+    or width comes (detection pads each batch to its own size; an epoch's last batch may be
+    smaller), all three are marked dynamic, so the second compile serves every later shape;
+    dynamo left alone would mark only the dimension that changed, and compile again at the
+    first portrait batch after landscape ones, or at the last batch of the epoch. A batch of
+    one image is the exception: dynamo specialises sizes of 1, so it compiles once more.
     """
     backbone = getattr(model, 'backbone', None)
     if not isinstance(backbone, nn.Module):
@@ -115,14 +117,14 @@ def compile_backbone(model: nn.Module, compile_kwargs: dict) -> None:
                         '(MMPretrain classifiers and MMDetection/MMSegmentation models have '
                         'one); train it with compile=False')
     compiled = torch.compile(type(backbone).forward, **compile_kwargs)
-    first_size = []
+    first_shape = []
 
     def compiled_forward(backbone, images, *args, **kwargs):
-        if not first_size:
-            first_size.append(images.shape[-2:])
-        elif images.shape[-2:] != first_size[0]:
-            torch._dynamo.maybe_mark_dynamic(images, images.dim() - 2)
-            torch._dynamo.maybe_mark_dynamic(images, images.dim() - 1)
+        if not first_shape:
+            first_shape.append(images.shape)
+        elif images.shape != first_shape[0]:
+            for dim in (0, images.dim() - 2, images.dim() - 1):
+                torch._dynamo.maybe_mark_dynamic(images, dim)
         return compiled(backbone, images, *args, **kwargs)
 
     backbone.forward = functools.partial(compiled_forward, backbone)

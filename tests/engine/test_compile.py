@@ -196,19 +196,33 @@ def test_compiled_drop_path_draws_from_the_global_generator():
     torch.testing.assert_close(repeated, first)
 
 
-def test_detection_batches_of_six_sizes_compile_at_most_twice():
+def test_detection_batches_of_six_sizes_and_a_smaller_last_batch_compile_at_most_twice():
     """Detection pads each batch to its own size: the first size compiles, the second compiles
-    a graph with dynamic height and width, and no later one compiles again. The second batch
-    changes only the height, after which plain dynamo would have compiled a third time, at the
-    first new width."""
+    a graph with dynamic batch, height and width, and no later one compiles again. The second
+    batch changes only the height, after which plain dynamo would have compiled a third time,
+    at the first new width, and a fourth at the epoch's smaller last batch."""
     torch._dynamo.reset()
     model = tiny_detector_features().train()
     counter = CompileCounter()
     compile_backbone(model, dict(backend=counter))
-    sizes = [(128, 160), (192, 160), (192, 192), (128, 256), (256, 128), (224, 288)]
-    for height, width in sizes:
-        features = model.extract_feat(torch.rand(2, 3, height, width))
-        assert [tuple(level.shape[-2:]) for level in features[:4]] == [
-            (height // stride, width // stride) for stride in (4, 8, 16, 32)]
+    shapes = [(3, 128, 160), (3, 192, 160), (3, 192, 192), (3, 128, 256), (3, 256, 128),
+              (3, 224, 288), (2, 160, 224)]
+    for batch, height, width in shapes:
+        features = model.extract_feat(torch.rand(batch, 3, height, width))
+        assert [tuple(level.shape) for level in features[:4]] == [
+            (batch, 16, height // stride, width // stride) for stride in (4, 8, 16, 32)]
         sum(level.mean() for level in features).backward()
     assert counter.frame_count <= 2
+
+
+def test_a_classifiers_smaller_last_batch_compiles_once_for_every_later_epoch():
+    """Fixed-size classification batches: one graph for the full batch, one more for the
+    epoch's smaller last batch, which then also serves every later epoch's."""
+    torch._dynamo.reset()
+    model = tiny_classifier().train()
+    counter = CompileCounter()
+    compile_backbone(model, dict(backend=counter))
+    for _epoch in range(2):
+        for batch in (4, 4, 3):
+            model(torch.rand(batch, 3, 64, 64), mode='tensor').sum().backward()
+    assert counter.frame_count == 2

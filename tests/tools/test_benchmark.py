@@ -128,7 +128,10 @@ def test_classification_row_and_json(benchmark, tmp_path, capsys):
     assert row['infer_peak_gb'] is None and row['train_peak_gb'] is None  # CUDA memory only
     assert_units(row, report, seconds)
     assert report['settings']['size'] == 64
-    assert 'dsnet_tiny' in capsys.readouterr().out
+    # Printed as soon as measured, for a run that a time limit cuts short.
+    measured = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith('measured: ')]
+    assert [json.loads(line[len('measured: '):]) for line in measured] == [row]
 
 
 def test_compile_both_measures_eager_and_compiled_rows_in_one_run(benchmark, tmp_path):
@@ -155,6 +158,22 @@ def test_compile_both_measures_eager_and_compiled_rows_in_one_run(benchmark, tmp
         assert compiled[f'{key}_speedup'] == pytest.approx(eager[key] / compiled[key], abs=1e-3)
     assert report['settings']['compile'] == 'both'
     assert report['settings']['compile_backend'] == 'aot_eager'
+
+
+def test_skip_infer_measures_and_compiles_the_training_step_alone(benchmark, tmp_path):
+    rows, report, seconds = run_benchmark(
+        benchmark, tmp_path, '--device', 'cpu', '--models', 'dsnet_tiny', '--what',
+        'classification', '--train-batch', '2', '--size', '64', '--warmup', '0', '--repeats',
+        '1', '--skip-infer', '--compile', '--compile-backend', 'aot_eager')
+
+    eager, compiled = rows
+    training_fields = {key for key in CLASSIFICATION_FIELDS if not key.startswith('infer_')}
+    assert set(eager) == training_fields
+    assert set(compiled) == training_fields | {'train_first_s', 'train_ms_speedup'}
+    for row in rows:
+        assert_units(row, report, seconds)
+    with pytest.raises(SystemExit):  # one or the other
+        benchmark.parse_args(['--skip-infer', '--skip-train'])
 
 
 def test_compile_cache_times_a_cold_then_a_warm_first_step(benchmark, tmp_path,

@@ -63,6 +63,8 @@ CONDITIONS = {
     'cpu/compile_dense_profile_400x672.json': Run('2026-12-04', 'idle'),
     'cpu/compile_dense_profile_800x1344.json': Run('2026-12-04', 'idle'),
     'cpu/compile_digits.json': Run('', 'not idle'),
+    'cpu/compile_train_profile_224.json': Run('2026-12-04', 'idle'),
+    'cpu/compile_cache_cpu.json': Run('2026-12-04', 'idle'),
     'cpu/segmentor_cpu.json': Run('2026-12-04', 'idle but for this run (its load averages, '
                                   'in the JSON, 1.6-1.9 on 2 cores)'),
     'cpu/quickstart_seg.json': Run('', 'not idle: CPU benchmarks and tests shared the cores'),
@@ -345,30 +347,62 @@ def render_compile_dense_profile(*files: dict) -> List[str]:
                   'peak RSS eager / compiled'], 'lrrrr', rows)
 
 
-@block('cpu/compile_cpu.json', 'cpu/compile_cpu_contended.json',
-       'cpu/compile_dense_profile_400x672.json', 'cpu/compile_dense_profile_800x1344.json')
-def render_compile_costs(warm: dict, cold: dict, small: dict, large: dict) -> List[str]:
-    (infer, dense), (small_dense, ), (large_dense, ) = (
-        [row for row in data['results'] if row.get('compiled')] for data in (warm, small, large))
-    first_calls = [[row[key] for row in data['results'] if row.get('compiled')
-                    for key in ('infer_first_s', 'train_first_s', 'first_step_s') if key in row]
-                   for data in (warm, cold)]
-    warm_calls, cold_calls = ([num(min(calls)), num(max(calls))] for calls in first_calls)
+@block('cpu/compile_train_profile_224.json')
+def render_compile_train_profile(data: dict) -> List[str]:
+    eager, compiled = data['results']
+    settings = data['settings']
+    return table(
+        ['DSNet-S training step, fp32', 'eager', 'compiled', 'speed-up',
+         "first call (inductor's cache warm)"], 'lrrrr',
+        [[f"batch {settings['train_batch']}, {settings['size']}, AdamW eager",
+          f"{num(eager['train_ms'], 2)} ms", f"{num(compiled['train_ms'], 2)} ms",
+          f"{num(compiled['train_ms_speedup'], 3)}x", f"{num(compiled['train_first_s'], 2)} s"]])
+
+
+@block('cpu/compile_cache_cpu.json')
+def render_compile_cache(data: dict) -> List[str]:
+    row, = data['results']
+    batch, _, height, width = row['input'].split('x')
+    return table(
+        [f'DSNet-S forward + backward, {batch} x {height} x {width}, fp32', 'first step',
+         'of which compiling (first step - step)'], 'lrr',
+        [['empty cache (cold)', f"{num(row['cold_first_step_s'], 1)} s",
+          f"{num(row['cold_first_step_s'] - row['step_ms'] / 1000, 1)} s"],
+         ['the cache the cold run filled (warm)', f"{num(row['warm_first_step_s'], 1)} s",
+          f"{num(row['warm_first_step_s'] - row['step_ms'] / 1000, 1)} s"],
+         ['a step after compiling', f"{num(row['step_ms'] / 1000, 1)} s", '']])
+
+
+@block('cpu/compile_cpu.json', 'cpu/compile_train_profile_224.json', 'cpu/compile_cache_cpu.json',
+       'cpu/compile_cpu_contended.json', 'cpu/compile_dense_profile_400x672.json',
+       'cpu/compile_dense_profile_800x1344.json')
+def render_compile_costs(warm: dict, training: dict, cache: dict, contended: dict, small: dict,
+                         large: dict) -> List[str]:
+    (infer, dense), (train, ), (small_dense, ), (large_dense, ) = (
+        [row for row in data['results'] if row.get('compiled')]
+        for data in (warm, training, small, large))
+    contended_calls = [row[key] for row in contended['results'] if row.get('compiled')
+                       for key in ('infer_first_s', 'train_first_s', 'first_step_s') if key in row]
+    cold_cache, = cache['results']
     return [
         '- **What it costs and gains on a CPU.** DSNet-S, fp32: compiled inference '
         f"{num(infer['infer_ms_speedup'], 2)}x eager, the",
-        f"  compiled training step {num(infer['train_ms_speedup'], 2)}x, the dense forward + "
-        "backward at {} x {} {}x; a first call".format(
-            *warm['settings']['dense_size'], num(dense['fwd_bwd_ms_speedup'], 2)),
-        f"  with inductor's cache warm {'-'.join(warm_calls)} s, cold (on shared cores) "
-        f"{'-'.join(cold_calls)} s. A later profile of the",
-        f"  dense step ({num(large_dense['fwd_bwd_ms_speedup'], 2)}x at 800 x 1344, "
-        f"{num(small_dense['fwd_bwd_ms_speedup'], 2)}x at 400 x 672) shows why: most of the CPU "
-        'step is',
-        '  attention and convolution kernels that compiled and eager code call alike',
-        '  (docs/benchmarks.md, "Compiled training"). On a CPU, compiling does not pay for '
-        'training, so',
-        '  no CPU config turns it on.']
+        f"  compiled training step {num(infer['train_ms_speedup'], 2)}x "
+        f"({num(train['train_ms_speedup'], 2)}x in a profiled rerun), the dense forward + "
+        'backward at {} x {} {}x.'.format(*warm['settings']['dense_size'],
+                                          num(dense['fwd_bwd_ms_speedup'], 2)),
+        "  Compiling the dense step with inductor's cache empty took "
+        f"{num(cold_cache['cold_first_step_s'])} s on the idle machine, and",
+        f"  {num(cold_cache['warm_first_step_s'])} s with the cache it had filled (its step "
+        f"alone: {num(cold_cache['step_ms'] / 1000)} s); on cores shared with tests, cold first",
+        f"  calls took {num(min(contended_calls))}-{num(max(contended_calls))} s. The profiles "
+        f"of the dense step ({num(large_dense['fwd_bwd_ms_speedup'], 2)}x at 800 x 1344,",
+        f"  {num(small_dense['fwd_bwd_ms_speedup'], 2)}x at 400 x 672) and of the training "
+        'step show why: most of the CPU step is',
+        '  convolution, matrix-product and attention kernels that compiled and eager code call',
+        '  alike (docs/benchmarks.md, "Compiled training"). On a CPU, compiling does not pay '
+        'for',
+        '  training, so no CPU config turns it on.']
 
 
 @block(FLOPS)

@@ -205,7 +205,12 @@ def parse_args(argv=None):
                         'this many times, each keeping its median round (default: %(default)s)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--skip-train', action='store_true', help='inference only')
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument('--skip-train', action='store_true',
+                      help='classification: inference only')
+    skip.add_argument('--skip-infer', action='store_true',
+                      help='classification: the training step only (compiled, one graph less '
+                      'to compile)')
     parser.add_argument('--profile', action='store_true',
                         help='also profile 3 steps of each measurement (inference and training '
                         'of each classifier, each dense backbone, detector and segmentor) and '
@@ -391,28 +396,10 @@ def bench_classification(name, args, timer, compiled):
                params_m=count_params_m(classifier))
 
     model = prepare(classifier, args, compiled).eval()
-    inference_model = model
-    if args.deploy and name.startswith('dsnet_'):
-        deployed = copy.deepcopy(classifier)
-        deployed.model.backbone.switch_to_deploy()
-        inference_model = prepare(deployed, args, compiled)
-    images = make_images(args.batch, args.size, args.size, args)
-    reset_peak_memory(args.device)
-
-    def infer():
-        with torch.no_grad(), autocast(args):
-            inference_model(images)
-
-    if compiled:
-        row['infer_first_s'] = first_call_seconds(infer, args)
-    seconds = timer(infer)
-    if args.profile:
-        print_profile(f'{name}: inference, 3 batches of {args.batch}', infer, args)
-    row.update(infer_batch=args.batch, infer_img_s=round(args.batch / seconds, 1),
-               infer_ms=round(seconds * 1000, 2), infer_peak_gb=peak_memory_gb(args.device))
+    if not args.skip_infer:
+        row.update(measure_inference(name, classifier, model, args, timer, compiled))
     if args.skip_train:
         return row
-
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = make_images(args.train_batch, args.size, args.size, args)
@@ -435,6 +422,32 @@ def bench_classification(name, args, timer, compiled):
     row.update(train_batch=args.train_batch, train_img_s=round(args.train_batch / seconds, 1),
                train_ms=round(seconds * 1000, 2), train_peak_gb=peak_memory_gb(args.device))
     return row
+
+
+def measure_inference(name, classifier, model, args, timer, compiled):
+    """The inference columns of a classification row: ``model`` (``classifier`` prepared) in
+    eval mode, or with ``--deploy`` a prepared copy of DSNet with its BatchNorms folded."""
+    inference_model = model
+    if args.deploy and name.startswith('dsnet_'):
+        deployed = copy.deepcopy(classifier)
+        deployed.model.backbone.switch_to_deploy()
+        inference_model = prepare(deployed, args, compiled)
+    images = make_images(args.batch, args.size, args.size, args)
+    reset_peak_memory(args.device)
+
+    def infer():
+        with torch.no_grad(), autocast(args):
+            inference_model(images)
+
+    columns = {}
+    if compiled:
+        columns['infer_first_s'] = first_call_seconds(infer, args)
+    seconds = timer(infer)
+    if args.profile:
+        print_profile(f'{name}: inference, 3 batches of {args.batch}', infer, args)
+    columns.update(infer_batch=args.batch, infer_img_s=round(args.batch / seconds, 1),
+                   infer_ms=round(seconds * 1000, 2), infer_peak_gb=peak_memory_gb(args.device))
+    return columns
 
 
 def add_compile_speedups(rows, time_keys):
@@ -725,9 +738,13 @@ def bench_compile_cache(names, args):
 
 def row_or_error(what, name, args, measure_row, compiled=None):
     """``measure_row()``, or a row naming its error (out of memory, a model this timm lacks),
-    so that one model does not end a run measuring several."""
+    so that one model does not end a run measuring several. A measured row is also printed as
+    it comes (``measured: {...}``), so that a run cut short by a time limit keeps it in its log.
+    """
     try:
-        return measure_row()
+        row = measure_row()
+        print(f'measured: {json.dumps(row)}', flush=True)
+        return row
     except Exception as error:  # noqa: BLE001  (reported in the row and the table)
         print(f'{what}: {name} failed: {error!r}', flush=True)
         if torch.device(args.device).type == 'cuda':

@@ -14,9 +14,16 @@
 # UperNet training step at 2 x 512 x 512 of DSNet-S beside MMSegmentation's Swin-T, and the
 # DSNet-S Semantic FPN's. Their compiles share one inductor cache
 # ($INDUCTOR_CACHE, default /tmp/mmdsnet_inductor), so a second call on a warm machine skips
-# most of the compiling. For a short device budget, the issue-19 figures alone:
-#   bash tools/benchmarks/gpu_benchmarks.sh OUT compile_train compile_dense compile_detector
-# Without detector, compile_detector or study_detector, mmcv's CUDA ops are not built.
+# most of the compiling. Without detector, compile_detector or study_detector, mmcv's CUDA ops
+# are not built, and the benchmarks get every core (inductor compiles on as many as it sees).
+#
+# DEADLINE_S=N ends the call within about N seconds: each step's own limit is cut to the time
+# left, and a step that would start with less than a minute left is skipped (named in run.log),
+# so that a device budget returns the JSON of the steps that fit, most important first. The
+# compiled-training figures in a 15-minute budget (one call of 9 minutes, then, on the still
+# warm machine, the detector's):
+#   DEADLINE_S=540 bash tools/benchmarks/gpu_benchmarks.sh OUT compile_train compile_dense
+#   DEADLINE_S=540 bash tools/benchmarks/gpu_benchmarks.sh OUT2 compile_detector
 #
 # Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet,
 # mmsegmentation (and ftfy and regex, which it imports without declaring them) and their small
@@ -47,12 +54,21 @@ exec > >(tee -a "$LOG") 2>&1
 cd "$ROOT"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+DEADLINE="${DEADLINE_S:+$(($(date +%s) + DEADLINE_S))}"
 
 # run_script SCRIPT NAME SECONDS MMCV_DIR ARGS...: tools/benchmarks/SCRIPT on the benchmark cores,
-# JSON to OUT_DIR/NAME.json
+# JSON to OUT_DIR/NAME.json; within SECONDS, and within DEADLINE_S if set
 run_script() {
   local script="$1" name="$2" limit="$3" mmcv_dir="$4"; shift 4
-  log "start $name"
+  if [ -n "$DEADLINE" ]; then
+    local left=$((DEADLINE - $(date +%s)))
+    if [ "$left" -lt 60 ]; then
+      log "skip $name: ${left} s of DEADLINE_S=$DEADLINE_S left"
+      return
+    fi
+    [ "$left" -lt "$limit" ] && limit="$left"
+  fi
+  log "start $name (limit $limit s, cores $BENCH_CORES)"
   PYTHONPATH="$mmcv_dir:$SITE:$ROOT" PYTHONUNBUFFERED=1 timeout "$limit" \
     taskset -c "$BENCH_CORES" "$PY" "tools/benchmarks/$script" --device cuda \
     --out "$OUT_DIR/$name.json" "$@"
@@ -88,6 +104,7 @@ else
     build_mmcv $BUILD/cuda $(($(nproc) - 4))" &
   cuda_build=$!
 fi
+[ -z "$cuda_build" ] && BENCH_CORES=0-$(($(nproc) - 1))
 
 NO_OPS="$BUILD/no_ops/site"
 mkdir -p "$NO_OPS" && tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$NO_OPS" --strip-components=1 \
@@ -120,7 +137,7 @@ wanted study && run_script kernel_study.py study 170 "$NO_OPS" --dtype bf16 --pr
 if wanted compile_train; then
   for model in dsnet_small swin_tiny_patch4_window7_224 dsnet_tiny dsnet_base; do
     run "compile_train_${model%%_patch*}" 420 "$NO_OPS" --what classification --dtype bf16 \
-      --batch 256 --train-batch 128 --models "$model" --compile --warmup 5 --repeats 20
+      --train-batch 128 --skip-infer --models "$model" --compile --warmup 5 --repeats 20
   done
 fi
 wanted compile_dense && run compile_dense 420 "$NO_OPS" --what dense --dtype bf16 \

@@ -16,9 +16,10 @@ class CompileHook(Hook):
 
     - The compiled backbone serves training and the validation during training; as in MMEngine,
       ``tools/test.py`` runs eagerly.
-    - Batches of new sizes (detection pads each batch to its own size) cost one more compile,
-      after which dynamo treats the sizes as dynamic: at most two compiles per mode (training,
-      evaluation).
+    - Batches of new shapes (detection pads each batch to its own size; an epoch's last batch
+      may be smaller) cost one more compile, after which dynamo treats batch size, height and
+      width as dynamic: two compiles per mode (training, evaluation), three if a batch holds
+      one image.
     - Inductor's caches go to one directory per machine (:func:`use_persistent_caches`), so a
       resumed job and every rank reuse what an earlier run compiled.
     - Where torch cannot compile (no C++ compiler, no Triton, an unsupported Python), one
