@@ -1,7 +1,7 @@
 """The segmentation command lines on an ADE20K-layout set the test writes (8 training and 3
 validation images of random pixels and labels): tools/train.py (with --resume, also after a
-SIGTERM), tools/test.py (aAcc, mIoU, mAcc) and tools/dist_train.sh on two CPU processes, with
-configs/upernet_dsnet_tiny_ade20k.py at 64x64 crops.
+SIGTERM, and with the compile switch), tools/test.py (aAcc, mIoU, mAcc) and tools/dist_train.sh
+on two CPU processes, with configs/upernet_dsnet_tiny_ade20k.py at 64x64 crops.
 
 The tools run from a scratch folder holding ``data/ade/ADEChallengeData2016``, the config's
 relative ``data_root``."""
@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import torch
 from tool_scripts import REPO_ROOT, run, tool
+
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from mmdsnet.checkpoint import load_torch_file
 
@@ -112,3 +115,28 @@ def test_dist_train_runs_two_cpu_processes(workspace, free_port):
     assert 'Distributed training: True' in output
     assert 'Iter(train) [2/2]' in output and 'mIoU' in output
     assert (workspace / 'dist' / 'iter_2.pth').is_file()
+
+
+def test_compiled_upernet_trains_validates_and_saves_the_eager_keys(workspace):
+    """``compile`` on a segmentor compiles its DSNet (a DSNet of one block per stage, traced
+    with ``aot_eager``: inductor's C++ takes minutes on CI's cores) for training and for the
+    validation during training; the checkpoint has the eager model's keys."""
+    embed_dims = [16, 32, 32, 64]
+    config = workspace / 'upernet_tiny_arch.py'
+    config.write_text(
+        f"_base_ = [{CONFIG!r}]\n"
+        f"model = dict(\n"
+        f"    backbone=dict(arch=dict(_delete_=True, embed_dims={embed_dims!r},\n"
+        f"                            depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 2])),\n"
+        f"    decode_head=dict(in_channels={embed_dims!r}, channels=16),\n"
+        f"    auxiliary_head=dict(in_channels={embed_dims[2]}, channels=16))\n")
+    options = small_run(2)
+    output = run([*tool('train.py'), config, '--work-dir', workspace / 'compiled', *options,
+                  'compile.backend=aot_eager'],
+                 cwd=workspace, TORCHINDUCTOR_CACHE_DIR=str(workspace / 'inductor_cache'))
+    assert 'Compiled the backbone (DSNet) of EncoderDecoder' in output
+    assert 'Iter(train) [2/2]' in output and re.search(r'mIoU: [\d.]+', output)
+    state_dict = load_torch_file(str(workspace / 'compiled' / 'iter_2.pth'))['state_dict']
+    from mmengine.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        assert set(state_dict) == set(MODELS.build(Config.fromfile(config).model).state_dict())
