@@ -25,7 +25,8 @@
 #   DEADLINE_S=540 bash tools/benchmarks/gpu_benchmarks.sh OUT compile_train compile_dense
 #   DEADLINE_S=540 bash tools/benchmarks/gpu_benchmarks.sh OUT2 compile_detector
 #
-# Needs, in .whl/ of the repo: the pure-Python wheels of mmengine, mmpretrain, mmdet,
+# Needs, in .whl/ of the repo (tools/benchmarks/device_wheels.sh fetches them, where there is
+# network; carry .whl): the pure-Python wheels of mmengine, mmpretrain, mmdet,
 # mmsegmentation (and ftfy and regex, which it imports without declaring them) and their small
 # dependencies, setuptools < 70 (mmcv's build imports pkg_resources), and mmcv's sdist
 # (mmcv-2.1.0.tar.gz). Only the Mask R-CNN step runs mmcv's compiled ops, and building them with
@@ -95,11 +96,11 @@ log "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format
 "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/*.whl || exit 1
 "$PY" -c 'import torch, timm; print("torch", torch.__version__, "timm", timm.__version__)'
 
-log "mmcv with CUDA ops, in the background on cores $BUILD_CORES"
 if ! { wanted detector || wanted compile_detector || wanted study_detector; } \
     || [ -n "$(ls "$BUILD"/cuda/site/mmcv/_ext*.so 2>/dev/null)" ]; then
   cuda_build=
 else
+  log "mmcv with CUDA ops, in the background on cores $BUILD_CORES"
   taskset -c "$BUILD_CORES" bash -c "$(declare -f log build_mmcv); SITE=$SITE PY=$PY; \
     build_mmcv $BUILD/cuda $(($(nproc) - 4))" &
   cuda_build=$!
