@@ -14,10 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from tool_scripts import REPO_ROOT, run, tool
-
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from tool_scripts import REPO_ROOT, run, tool
 
 from mmdsnet.checkpoint import load_torch_file
 
