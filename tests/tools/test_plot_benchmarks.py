@@ -22,7 +22,8 @@ def rows(name):
 def test_writes_every_figure(plot_benchmarks, tmp_path, capsys):
     paths = plot_benchmarks.main(['--out', str(tmp_path / 'figures')])
 
-    names = ['top1_vs_throughput.png', 'ratio_to_swin.png', 'flops_vs_size.png']
+    names = ['top1_vs_throughput.png', 'ratio_to_swin.png', 'flops_vs_size.png',
+             'dense_vs_size.png']
     assert paths == [str(tmp_path / 'figures' / name) for name in names]
     for path in paths:
         with open(path, 'rb') as file:
@@ -90,6 +91,22 @@ def test_flops_lines_are_the_json_counts(plot_benchmarks):
     assert series == {plot_benchmarks.label(model): [row[f'gflops_{size}'] for size in sizes]
                       for model, row in flops.items()}
     assert len(series) == 7
+
+
+def test_dense_lines_are_the_json_measurements(plot_benchmarks):
+    files = {size: plot_benchmarks.load(name)
+             for size, name in plot_benchmarks.DENSE_SIZES.items()}
+
+    _, series = plot_benchmarks.draw_dense_vs_size(files)
+
+    for size, data in files.items():
+        assert data['settings']['dense_size'] == [int(side) for side in size.split('x')]
+    for model in ('dsnet_tiny', 'dsnet_small', 'resnet50', 'swin_tiny', 'pvt_v2_b2'):
+        measured = [rows(name)[model] for name in plot_benchmarks.DENSE_SIZES.values()]
+        name = plot_benchmarks.label(model)
+        assert series['memory_gb'][name] == [row['peak_gb'] - row['mem_before_gb']
+                                             for row in measured]
+        assert series['seconds'][name] == [row['fwd_bwd_ms'] / 1000 for row in measured]
 
 
 def test_spread_keeps_labels_apart_in_order(plot_benchmarks):

@@ -2,7 +2,7 @@
 
     python tools/analysis/plot_benchmarks.py [--out docs/benchmarks/figures]
 
-Writes three figures, each from the JSON that ``tools/benchmarks/benchmark.py`` wrote:
+Writes four figures, each from the JSON that ``tools/benchmarks/benchmark.py`` wrote:
 
 - ``top1_vs_throughput.png``: published ImageNet-1k top-1 against the GPU inference and training
   throughput of H200 run 1 (``h200_run1/classification.json``, the latest run that measured
@@ -15,6 +15,8 @@ Writes three figures, each from the JSON that ``tools/benchmarks/benchmark.py`` 
 - ``flops_vs_size.png``: backbone GFLOPs against input size (``flops_cpu.json``), every line
   with its own colour and marker and a label at its end, DSNet's thin over the peers' wide dotted
   ones (DSNet-S's runs beside PVT-v2-b2's).
+- ``dense_vs_size.png``: the memory and the time of a backbone's forward + backward against
+  input size, on the CPU (``cpu/dense_sizes/dense_<size>.json``, a benchmark run per size).
 
 The JSON records the machine but not the date; ``DATES`` holds each file's date as
 ``docs/benchmarks.md`` gives it, else that of the commit that added the file. The reference
@@ -40,6 +42,8 @@ CLASSIFICATION = 'h200_run1/classification.json'
 DENSE = 'h200_run1/dense_bf16.json'
 DETECTOR = 'h200_run1/detector.json'
 FLOPS = 'flops_cpu.json'
+DENSE_SIZES = {size: f'cpu/dense_sizes/dense_{size}.json'
+               for size in ('224x224', '512x512', '800x1344', '1024x2048')}
 # The measurement dates, which the JSON does not record: docs/benchmarks.md's "GPU: one NVIDIA
 # H200" section for run 1; the FLOP counts (which do not depend on the machine) are undated
 # there, so the date of the commit that added them.
@@ -48,6 +52,7 @@ DATES = {
     DENSE: '2026-11-25',
     DETECTOR: '2026-11-25',
     FLOPS: 'committed 2026-11-26',
+    **{name: '2026-12-04' for name in DENSE_SIZES.values()},
 }
 LEFT_OUT = {'dsnet_small_releases'}
 LABELS = {
@@ -236,49 +241,89 @@ def spread(values: List[float], gap: float) -> List[float]:
     return placed
 
 
-def draw_flops_vs_size(data: dict) -> Tuple[Figure, Dict[str, List[float]]]:
-    """GFLOPs against input size, log-log, a line per backbone labelled at its end; returns the
-    figure and the GFLOPs drawn, by label, in the order of ``settings.flops_sizes``."""
-    sizes = data['settings']['flops_sizes']
+def draw_size_lines(ax, sizes: List[str], series: Dict[str, List[float]], unit: str) -> None:
+    """On ``ax``, log-log: a line per backbone of ``series`` (its values at ``sizes``, ``HxW``)
+    against megapixels, each with its own colour and marker and labelled at its right end with
+    its last value and ``unit`` (if any). DSNet's lines are thin and on top of the peers' wide,
+    pale dotted ones, so that one that runs beside a peer shows (DSNet-S's FLOPs beside
+    PVT-v2-b2's); a DSNet variant (a name with a comma) is dash-dotted."""
     megapixels = [int(size.split('x')[0]) * int(size.split('x')[1]) / 1e6 for size in sizes]
-    series = {label(row['model']): [row[f'gflops_{size}'] for size in sizes]
-              for row in data['results']}
-    figure = Figure(figsize=(11, 7))
-    ax = figure.subplots()
-    # DSNet thin and on top of the peers' wide, pale dotted lines, so that DSNet-S shows where
-    # PVT-v2-b2 runs beside it; the capped DSNet-S dash-dotted.
-    for number, (name, gflops) in enumerate(series.items()):
+    for number, (name, values) in enumerate(series.items()):
         if name.startswith('DSNet'):
             style = dict(linestyle='-.' if ',' in name else '-', linewidth=1.6, markersize=6,
                          markerfacecolor=f'C{number}', zorder=3)
         else:
             style = dict(linestyle=':', linewidth=3.5, alpha=0.6, markersize=12,
                          markerfacecolor='none', markeredgewidth=1.5, zorder=2)
-        ax.plot(megapixels, gflops, label=name, color=f'C{number}',
+        ax.plot(megapixels, values, label=name, color=f'C{number}',
                 marker=MARKERS[number % len(MARKERS)], **style)
     ax.set_xscale('log')
     ax.set_yscale('log')
-    ax.set_xticks(megapixels, [f"{size.replace('x', ' x ')}\n{mp:.2f} MP"
-                               for size, mp in zip(sizes, megapixels)])
+    # Slanted: the two largest sizes are a fifth of a decade apart.
+    ax.set_xticks(megapixels, [f"{size.replace('x', ' x ')} ({mp:.2f} MP)"
+                               for size, mp in zip(sizes, megapixels)],
+                  rotation=35, ha='right', rotation_mode='anchor', fontsize=9)
     ax.minorticks_off()
     # Labels at the right ends, at least 0.08 decade (a line of text) apart on the log axis.
-    ends = [gflops[-1] for gflops in series.values()]
+    ends = [values[-1] for values in series.values()]
     places = spread([math.log10(end) for end in ends], 0.08)
     for number, (name, end, place) in enumerate(zip(series, ends, places)):
-        ax.annotate(f'{name}: {end:.0f}', (megapixels[-1], end),
+        text = f'{name}: {end:.3g}' + (f' {unit}' if unit else '')
+        ax.annotate(text, (megapixels[-1], end),
                     xytext=(1.12 * megapixels[-1], 10**place), fontsize=9, color=f'C{number}',
                     va='center', arrowprops=dict(arrowstyle='-', color=f'C{number}',
                                                  linewidth=0.6))
     ax.set_xlim(megapixels[0] / 1.3, megapixels[-1] * 7)
     ax.set_xlabel('input size (batch 1)')
-    ax.set_ylabel('backbone GFLOPs (log scale)')
     ax.grid(True, which='major', alpha=0.3)
+
+
+def draw_flops_vs_size(data: dict) -> Tuple[Figure, Dict[str, List[float]]]:
+    """GFLOPs against input size, log-log, a line per backbone labelled at its end; returns the
+    figure and the GFLOPs drawn, by label, in the order of ``settings.flops_sizes``."""
+    sizes = data['settings']['flops_sizes']
+    series = {label(row['model']): [row[f'gflops_{size}'] for size in sizes]
+              for row in data['results']}
+    figure = Figure(figsize=(11, 7))
+    ax = figure.subplots()
+    draw_size_lines(ax, sizes, series, unit='')
+    ax.set_ylabel('backbone GFLOPs (log scale)')
     ax.legend(loc='upper left', fontsize=9)
     ax.set_title('Backbone FLOPs against input size')
     figure.text(0.01, 0.01, source_line(FLOPS, data) + "; MMEngine's FlopAnalyzer, a "
                 'multiply-add counts one', fontsize=8, va='bottom')
-    figure.subplots_adjust(bottom=0.17)
+    figure.subplots_adjust(bottom=0.22)
     return figure, series
+
+
+def draw_dense_vs_size(files: Dict[str, dict]) -> Tuple[Figure, Dict[str, Dict[str, List[float]]]]:
+    """The dense forward + backward of each backbone against input size, from ``files`` (size ->
+    the JSON measuring it, ``DENSE_SIZES``): its memory (the fresh process's peak resident
+    memory less what it held before the first step: weights, gradients, activations and the
+    kernels' workspace) and its time. Returns the figure and, by panel, the values drawn."""
+    sizes = list(files)
+    models = [row['model'] for row in next(iter(files.values()))['results']]
+    rows = {size: {row['model']: row for row in data['results']} for size, data in files.items()}
+    memory = {label(model): [rows[size][model]['peak_gb'] - rows[size][model]['mem_before_gb']
+                             for size in sizes] for model in models}
+    seconds = {label(model): [rows[size][model]['fwd_bwd_ms'] / 1000 for size in sizes]
+               for model in models}
+    figure = Figure(figsize=(15, 7))
+    memory_ax, time_ax = figure.subplots(1, 2)
+    draw_size_lines(memory_ax, sizes, memory, 'GB')
+    memory_ax.set_ylabel('step memory, GB (log scale)')
+    memory_ax.set_title('Memory of a forward + backward')
+    memory_ax.legend(loc='upper left', fontsize=9)
+    draw_size_lines(time_ax, sizes, seconds, 's')
+    time_ax.set_ylabel('seconds per forward + backward (log scale)')
+    time_ax.set_title('Time of a forward + backward')
+    first = files[sizes[0]]
+    figure.text(0.01, 0.01, f"docs/benchmarks/{DENSE_SIZES[sizes[0]].replace(sizes[0], '<size>')}"
+                f": {machine_name(first['machine'])}, torch {first['machine']['torch']}, "
+                f"{DATES[DENSE_SIZES[sizes[0]]]}; fp32, batch 1, each model in a fresh process",
+                fontsize=8, va='bottom')
+    figure.subplots_adjust(bottom=0.24, wspace=0.45)
+    return figure, dict(memory_gb=memory, seconds=seconds)
 
 
 def save(figure: Figure, path: str) -> None:
@@ -300,6 +345,8 @@ def main(argv=None) -> List[str]:
         'ratio_to_swin.png': draw_ratio_to_swin(classification, load(DENSE),
                                                 load(DETECTOR))[0],
         'flops_vs_size.png': draw_flops_vs_size(load(FLOPS))[0],
+        'dense_vs_size.png': draw_dense_vs_size(
+            {size: load(name) for size, name in DENSE_SIZES.items()})[0],
     }
     paths = []
     for name, figure in figures.items():
