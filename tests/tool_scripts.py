@@ -44,3 +44,12 @@ def run(args, cwd, timeout=600, **env):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     return output
+
+
+def eager_keys(config, scope):
+    """The state-dict keys of ``config``'s model built eagerly in registry ``scope``: what a
+    checkpoint of a compiled run must hold."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(scope):
+        return set(MODELS.build(Config.fromfile(str(config)).model).state_dict())

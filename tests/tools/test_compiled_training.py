@@ -11,9 +11,7 @@ import re
 import sys
 
 import pytest
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from tool_scripts import run, small_run, tool
+from tool_scripts import eager_keys, run, small_run, tool
 
 from mmdsnet.checkpoint import load_torch_file
 from mmdsnet.datasets import write_digits, write_shapes_dataset
@@ -51,12 +49,6 @@ def workspace(tmp_path_factory):
 def cache_env(workspace):
     """One inductor cache for every run here, as on one machine."""
     return dict(TORCHINDUCTOR_CACHE_DIR=str(workspace / 'inductor_cache'))
-
-
-def eager_keys(config, scope):
-    from mmengine.registry import MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        return set(MODELS.build(Config.fromfile(config).model).state_dict())
 
 
 def test_compiled_classifier_trains_like_eager_resumes_and_tests(workspace, cache_env):

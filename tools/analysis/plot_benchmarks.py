@@ -296,16 +296,22 @@ def draw_flops_vs_size(data: dict) -> Tuple[Figure, Dict[str, List[float]]]:
     return figure, series
 
 
+def step_memory_gb(row: dict) -> float:
+    """A dense row's memory of the step itself: its fresh process's peak resident memory less
+    what the process held before the first step (weights, gradients, activations and the
+    kernels' workspace remain)."""
+    return row['peak_gb'] - row['mem_before_gb']
+
+
 def draw_dense_vs_size(files: Dict[str, dict]) -> Tuple[Figure, Dict[str, Dict[str, List[float]]]]:
     """The dense forward + backward of each backbone against input size, from ``files`` (size ->
-    the JSON measuring it, ``DENSE_SIZES``): its memory (the fresh process's peak resident
-    memory less what it held before the first step: weights, gradients, activations and the
-    kernels' workspace) and its time. Returns the figure and, by panel, the values drawn."""
+    the JSON measuring it, ``DENSE_SIZES``): its memory (:func:`step_memory_gb`) and its time.
+    Returns the figure and, by panel, the values drawn."""
     sizes = list(files)
     models = [row['model'] for row in next(iter(files.values()))['results']]
     rows = {size: {row['model']: row for row in data['results']} for size, data in files.items()}
-    memory = {label(model): [rows[size][model]['peak_gb'] - rows[size][model]['mem_before_gb']
-                             for size in sizes] for model in models}
+    memory = {label(model): [step_memory_gb(rows[size][model]) for size in sizes]
+              for model in models}
     seconds = {label(model): [rows[size][model]['fwd_bwd_ms'] / 1000 for size in sizes]
                for model in models}
     figure = Figure(figsize=(15, 7))
@@ -317,11 +323,11 @@ def draw_dense_vs_size(files: Dict[str, dict]) -> Tuple[Figure, Dict[str, Dict[s
     draw_size_lines(time_ax, sizes, seconds, 's')
     time_ax.set_ylabel('seconds per forward + backward (log scale)')
     time_ax.set_title('Time of a forward + backward')
-    first = files[sizes[0]]
-    figure.text(0.01, 0.01, f"docs/benchmarks/{DENSE_SIZES[sizes[0]].replace(sizes[0], '<size>')}"
-                f": {machine_name(first['machine'])}, torch {first['machine']['torch']}, "
-                f"{DATES[DENSE_SIZES[sizes[0]]]}; fp32, batch 1, each model in a fresh process",
-                fontsize=8, va='bottom')
+    first = DENSE_SIZES[sizes[0]]
+    machine = files[sizes[0]]['machine']
+    figure.text(0.01, 0.01, f'docs/benchmarks/cpu/dense_sizes/dense_<size>.json: '
+                f"{machine_name(machine)}, torch {machine['torch']}, {DATES[first]}; fp32, "
+                'batch 1, each model in a fresh process', fontsize=8, va='bottom')
     figure.subplots_adjust(bottom=0.24, wspace=0.45)
     return figure, dict(memory_gb=memory, seconds=seconds)
 
